@@ -1,0 +1,57 @@
+//! The `s2spec` command line. Each subcommand lives in its own file with its
+//! own `Args` and `run`; nothing in the library depends on this module.
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+mod certs;
+mod dns;
+mod matrix;
+mod validate;
+
+/// Exit codes shared by every command.
+pub mod exit {
+    /// Everything passed / no errors.
+    pub const OK: u8 = 0;
+    /// The input was understood and found wanting (validation errors, failed cases).
+    pub const FAILED: u8 = 1;
+    /// The command could not do its job (unreadable file, bad flag, harness error).
+    pub const TROUBLE: u8 = 2;
+}
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "s2spec",
+    version,
+    about = "Conformance harness for XMPP server-to-server federation",
+    long_about = "s2spec tests an XMPP federation proxy or server against its partner \
+                  configurations: TLS, SASL EXTERNAL and Server Dialback, in both directions."
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Check a partner-set file and print every diagnostic.
+    Validate(validate::Args),
+    /// Print the 18-row negotiation matrix computed by the oracle.
+    Matrix(matrix::Args),
+    /// Mint a CA, an intermediate CA and certificate variants for domains.
+    Certs(certs::Args),
+    /// Serve a mock DNS zone until interrupted.
+    Dns(dns::Args),
+}
+
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let code = match cli.command {
+        Command::Validate(args) => validate::run(args),
+        Command::Matrix(args) => matrix::run(args),
+        Command::Certs(args) => certs::run(args),
+        Command::Dns(args) => dns::run(args),
+    };
+    ExitCode::from(code)
+}

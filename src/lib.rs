@@ -1,0 +1,17 @@
+//! s2spec — a conformance harness for XMPP server-to-server federation.
+//!
+//! The library is split into rooms with one job each (see ARCHITECTURE.md):
+//! the pure models (`partner`, `oracle`), the protocol pieces shared by the
+//! simulated peers and the reference proxy (`xml`, `stream`, `tls`, `dialback`),
+//! the test infrastructure (`pki`, `dns`) and the command line (`cli`).
+#![forbid(unsafe_code)]
+
+pub mod cli;
+pub mod dialback;
+pub mod dns;
+pub mod oracle;
+pub mod partner;
+pub mod pki;
+pub mod stream;
+pub mod tls;
+pub mod xml;

@@ -1,0 +1,10 @@
+//! Partner configuration: the model of SPEC §2, the partner-set file (§2.1) and
+//! its validation rules (§3).
+//!
+//! `model` holds the plain data types everything else uses; `load` turns a TOML
+//! file into them while keeping source positions; `validate` is a pure function
+//! from a loaded set to every diagnostic it deserves.
+
+mod model;
+
+pub use model::*;
