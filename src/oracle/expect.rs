@@ -1,0 +1,292 @@
+//! The expected outcome of one pairing (SPEC §4.3, §4.4).
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+use super::{CertVariant, Direction, DnsVariant, Method, Methods, Policy, methods};
+use crate::partner::{Negotiation, Setting};
+
+/// One target configuration meeting one simulated peer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Pairing {
+    pub target: Negotiation,
+    pub peer: Negotiation,
+    pub direction: Direction,
+    /// The peer's certificate: its client certificate when it initiates
+    /// (inbound), its server certificate when it receives (outbound).
+    pub cert: CertVariant,
+    /// How the peer's domain resolves for the target.
+    pub dns: DnsVariant,
+}
+
+impl Pairing {
+    /// A pairing with valid certificates and normal DNS.
+    pub fn plain(target: Negotiation, peer: Negotiation, direction: Direction) -> Pairing {
+        Pairing {
+            target,
+            peer,
+            direction,
+            cert: CertVariant::Valid,
+            dns: DnsVariant::Srv,
+        }
+    }
+}
+
+/// What the stream between the two ends up as.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", tag = "kind", content = "method")]
+pub enum Outcome {
+    /// The stream is authenticated with this method and the test stanza is delivered.
+    Authenticated(Method),
+    /// The stream is closed with a stream or dialback error; nothing is delivered.
+    Refused,
+}
+
+impl fmt::Display for Outcome {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Outcome::Authenticated(m) => write!(f, "{}", m.title()),
+            Outcome::Refused => f.write_str("refused"),
+        }
+    }
+}
+
+/// What must happen, why, and on what authority.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Expectation {
+    pub outcome: Outcome,
+    /// TLS is negotiated on the stream whenever both sides support it; a
+    /// refusal caused by a TLS mismatch happens without it.
+    pub tls: bool,
+    /// One sentence a failure message can quote.
+    pub rationale: String,
+    /// The requirements the expectation rests on, e.g. `RFC 6120 §5.3.1`.
+    pub refs: Vec<String>,
+    pub policy: Policy,
+}
+
+const REF_OUTCOME_RULE: &str = "SPEC §4.3";
+const REF_MATRIX: &str = "SPEC §4";
+const REF_POLICY: &str = "SPEC §4.4";
+const REF_TLS_MANDATORY: &str = "RFC 6120 §5.3.1";
+const REF_SASL: &str = "RFC 6120 §6";
+const REF_EXTERNAL: &str = "XEP-0178 §3";
+const REF_CERT: &str = "RFC 6120 §13.7.2";
+const REF_IDENTITY: &str = "RFC 6125 §6";
+const REF_DIALBACK: &str = "XEP-0220 §2";
+const REF_DNS: &str = "RFC 6120 §3.2";
+
+/// Applies the outcome rule: the first method in preference order that both
+/// sides admit and that is feasible, else a refusal.
+pub fn expect(p: &Pairing, policy: Policy) -> Expectation {
+    let mut why = Reasons::new(policy);
+    let tls = p.target.tls.enabled() && p.peer.tls.enabled();
+    let shared = methods(p.target).intersection(methods(p.peer));
+
+    if shared.is_empty() {
+        return why.refuse(tls, no_shared_method(p), tls_refs(p));
+    }
+    // Outbound, the target cannot even reach the peer without DNS.
+    if p.direction == Direction::Outbound && !p.dns.reachable() {
+        why.refs.push(REF_DNS);
+        return why.refuse(
+            tls,
+            format!(
+                "The target must resolve the peer's domain to connect, and under DNS variant \
+                 `{}` no server is reachable, so nothing can be delivered.",
+                p.dns
+            ),
+            vec![],
+        );
+    }
+
+    let mut skipped: Vec<String> = Vec::new();
+    for method in shared.iter() {
+        match feasibility(p, method, policy) {
+            Ok(()) => {
+                why.refs.extend(method_refs(method));
+                let mut rationale = format!(
+                    "{} is the best method admitted by both the target ({}) and the peer ({})",
+                    method.title(),
+                    methods(p.target),
+                    methods(p.peer)
+                );
+                if skipped.is_empty() {
+                    rationale.push('.');
+                } else {
+                    rationale.push_str(&format!(" that is feasible: {}.", skipped.join("; ")));
+                }
+                return why.finish(Outcome::Authenticated(method), tls, rationale);
+            }
+            Err(Infeasible::Certificate(reason)) => {
+                why.refs.extend([REF_CERT, REF_IDENTITY, REF_POLICY]);
+                if policy == Policy::Strict {
+                    return why.refuse(
+                        tls,
+                        format!(
+                            "{} is admitted by both sides but {reason}; the strict policy refuses \
+                             the connection instead of falling back.",
+                            method.title()
+                        ),
+                        vec![],
+                    );
+                }
+                skipped.push(format!("{} is ruled out because {reason}", method.title()));
+            }
+            Err(Infeasible::Other(reason, refs)) => {
+                why.refs.extend(refs);
+                skipped.push(format!("{} is ruled out because {reason}", method.title()));
+            }
+        }
+    }
+    let rationale = format!(
+        "The methods admitted by both sides ({shared}) are all infeasible: {}.",
+        skipped.join("; ")
+    );
+    why.refuse(tls, rationale, vec![])
+}
+
+/// Collects references while the rule is applied.
+struct Reasons {
+    policy: Policy,
+    refs: Vec<&'static str>,
+}
+
+impl Reasons {
+    fn new(policy: Policy) -> Reasons {
+        Reasons {
+            policy,
+            refs: vec![REF_OUTCOME_RULE],
+        }
+    }
+
+    fn refuse(self, tls: bool, rationale: String, extra: Vec<&'static str>) -> Expectation {
+        let mut me = self;
+        me.refs.extend(extra);
+        me.finish(Outcome::Refused, tls, rationale)
+    }
+
+    fn finish(self, outcome: Outcome, tls: bool, rationale: String) -> Expectation {
+        let mut refs: Vec<String> = Vec::new();
+        for r in self.refs {
+            if !refs.iter().any(|have| have == r) {
+                refs.push(r.to_string());
+            }
+        }
+        Expectation {
+            outcome,
+            tls,
+            rationale,
+            refs,
+            policy: self.policy,
+        }
+    }
+}
+
+enum Infeasible {
+    /// A certificate problem: the policy profile decides what follows.
+    Certificate(String),
+    /// Anything else: the next method is tried.
+    Other(String, Vec<&'static str>),
+}
+
+fn feasibility(p: &Pairing, method: Method, policy: Policy) -> Result<(), Infeasible> {
+    if method.uses_tls() {
+        certificate_feasibility(p, method, policy)?;
+    }
+    if method.uses_dialback() && !p.dns.reachable() {
+        // Outbound unreachability was handled before; inbound, the target as
+        // receiving server must reach the peer's authoritative server.
+        return Err(Infeasible::Other(
+            format!(
+                "the target cannot reach the peer's authoritative server to verify the dialback \
+                 key (DNS variant `{}`)",
+                p.dns
+            ),
+            vec![REF_DIALBACK, REF_DNS],
+        ));
+    }
+    Ok(())
+}
+
+fn certificate_feasibility(p: &Pairing, method: Method, policy: Policy) -> Result<(), Infeasible> {
+    let Some(defect) = p.cert.defect() else {
+        return Ok(());
+    };
+    match (p.direction, method) {
+        // Inbound, the peer's client certificate only matters for SASL EXTERNAL.
+        (Direction::Inbound, Method::SaslOverTls) => Err(Infeasible::Certificate(format!(
+            "the peer's certificate cannot authenticate its domain ({defect})"
+        ))),
+        (Direction::Inbound, _) => Ok(()),
+        // Outbound, a peer that requests no client certificate simply cannot
+        // offer EXTERNAL; the target uses the next method the peer offers.
+        (Direction::Outbound, Method::SaslOverTls) if p.cert == CertVariant::NoClientCert => {
+            Err(Infeasible::Other(
+                "the peer requests no client certificate, so it cannot offer SASL EXTERNAL"
+                    .to_string(),
+                vec![REF_EXTERNAL],
+            ))
+        }
+        (Direction::Outbound, _) if p.cert == CertVariant::NoClientCert => Ok(()),
+        // Outbound, the receiving server's certificate may not be relied on for
+        // authentication; TLS Dialback proceeds under lync, strict refuses.
+        (Direction::Outbound, Method::SaslOverTls) => Err(Infeasible::Certificate(format!(
+            "the peer's server certificate cannot be relied on ({defect})"
+        ))),
+        (Direction::Outbound, _) => {
+            if policy == Policy::Strict {
+                Err(Infeasible::Certificate(format!(
+                    "the peer's server certificate cannot be relied on ({defect})"
+                )))
+            } else {
+                Ok(())
+            }
+        }
+    }
+}
+
+fn no_shared_method(p: &Pairing) -> String {
+    let (t, peer) = (p.target, p.peer);
+    let tls_clash = |a: Negotiation, b: Negotiation| {
+        a.tls == Setting::Required && b.tls == Setting::NotSupported
+    };
+    if tls_clash(t, peer) {
+        "The target requires TLS and the peer does not support it, so no stream can be \
+         negotiated."
+            .to_string()
+    } else if tls_clash(peer, t) {
+        "The peer requires TLS and the target does not support it, so no stream can be \
+         negotiated."
+            .to_string()
+    } else {
+        format!(
+            "No method is admitted by both the target ({}) and the peer ({}).",
+            methods(t),
+            methods(peer)
+        )
+    }
+}
+
+fn tls_refs(p: &Pairing) -> Vec<&'static str> {
+    let required = [p.target.tls, p.peer.tls].contains(&Setting::Required);
+    let unsupported = [p.target.tls, p.peer.tls].contains(&Setting::NotSupported);
+    if required && unsupported {
+        vec![REF_TLS_MANDATORY, REF_MATRIX]
+    } else {
+        vec![REF_MATRIX]
+    }
+}
+
+fn method_refs(m: Method) -> Vec<&'static str> {
+    match m {
+        Method::SaslOverTls => vec![REF_SASL, REF_EXTERNAL],
+        Method::TlsDialback | Method::TcpDialback => vec![REF_DIALBACK],
+    }
+}
+
+/// The set of methods both sides admit, for reports.
+pub fn shared_methods(p: &Pairing) -> Methods {
+    methods(p.target).intersection(methods(p.peer))
+}

@@ -1,0 +1,180 @@
+//! The dimensions of a pairing besides the two configurations: direction,
+//! certificate variant (SPEC §5), DNS variant (SPEC §6) and policy profile (§4.4).
+
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+
+macro_rules! kebab_enum {
+    ($(#[$meta:meta])* $name:ident { $($(#[$vmeta:meta])* $variant:ident = $text:literal,)+ }) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+        pub enum $name {
+            $($(#[$vmeta])* #[serde(rename = $text)] $variant,)+
+        }
+
+        impl $name {
+            pub const ALL: &'static [$name] = &[$($name::$variant,)+];
+
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $($name::$variant => $text,)+
+                }
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+
+        impl FromStr for $name {
+            type Err = String;
+
+            fn from_str(s: &str) -> Result<Self, String> {
+                $name::ALL
+                    .iter()
+                    .copied()
+                    .find(|v| v.as_str() == s)
+                    .ok_or_else(|| {
+                        let known: Vec<&str> = $name::ALL.iter().map(|v| v.as_str()).collect();
+                        format!("unknown {} `{s}` (expected one of: {})", stringify!($name), known.join(", "))
+                    })
+            }
+        }
+    };
+}
+
+kebab_enum! {
+    /// Which side opens the stream that carries the test stanza.
+    Direction {
+        /// The simulated peer initiates; the target receives (SPEC §4.1).
+        Inbound = "in",
+        /// The target initiates toward the simulated peer (SPEC §4.2).
+        Outbound = "out",
+    }
+}
+
+kebab_enum! {
+    /// The certificate a simulated peer presents (SPEC §5).
+    CertVariant {
+        Valid = "valid",
+        XmppAddrOnly = "xmpp-addr-only",
+        SrvIdOnly = "srv-id-only",
+        Wildcard = "wildcard",
+        WrongName = "wrong-name",
+        Expired = "expired",
+        NotYetValid = "not-yet-valid",
+        SelfSigned = "self-signed",
+        UntrustedCa = "untrusted-ca",
+        NoClientCert = "no-client-cert",
+        CnOnly = "cn-only",
+    }
+}
+
+impl CertVariant {
+    /// Whether this certificate authenticates its domain under RFC 6125 and
+    /// RFC 6120 §13.7.2: a chain to a trusted root, inside its validity period,
+    /// with a DNS-ID, SRV-ID or XmppAddr matching the domain (never the CN).
+    pub fn authenticates_domain(self) -> bool {
+        matches!(
+            self,
+            CertVariant::Valid
+                | CertVariant::XmppAddrOnly
+                | CertVariant::SrvIdOnly
+                | CertVariant::Wildcard
+        )
+    }
+
+    /// Why a certificate of this variant does not authenticate its domain.
+    pub fn defect(self) -> Option<&'static str> {
+        match self {
+            CertVariant::Valid
+            | CertVariant::XmppAddrOnly
+            | CertVariant::SrvIdOnly
+            | CertVariant::Wildcard => None,
+            CertVariant::WrongName => Some("its identities name another domain"),
+            CertVariant::Expired => Some("it has expired"),
+            CertVariant::NotYetValid => Some("it is not yet valid"),
+            CertVariant::SelfSigned => Some("it is self-signed"),
+            CertVariant::UntrustedCa => Some("it is issued by an untrusted CA"),
+            CertVariant::NoClientCert => Some("no certificate is presented"),
+            CertVariant::CnOnly => {
+                Some("its only identity is the subject CN, which RFC 6125 does not accept")
+            }
+        }
+    }
+}
+
+kebab_enum! {
+    /// How the simulated peer's domain resolves (SPEC §6).
+    DnsVariant {
+        /// `_xmpp-server._tcp` SRV record to a live port.
+        Srv = "srv",
+        /// No SRV: the domain's A record on port 5269.
+        AOnly = "a-only",
+        /// The domain does not exist.
+        Nxdomain = "nxdomain",
+        /// SRV to a port where nothing listens.
+        SrvToDeadPort = "srv-to-dead-port",
+        /// Several SRV records; the first by priority is dead.
+        SrvMultiple = "srv-multiple",
+        /// The partner is configured with a proxy FQDN; SRV points elsewhere and must not be used.
+        ProxyFqdn = "proxy-fqdn",
+    }
+}
+
+impl DnsVariant {
+    /// Whether a correct resolver reaches the peer's server under this variant.
+    pub fn reachable(self) -> bool {
+        !matches!(self, DnsVariant::Nxdomain | DnsVariant::SrvToDeadPort)
+    }
+}
+
+kebab_enum! {
+    /// Policy profile for situations the matrix does not settle (SPEC §4.4).
+    Policy {
+        /// The default: an unusable certificate only rules out SASL EXTERNAL;
+        /// dialback is used when both sides admit it (XEP-0178 fallback).
+        Lync = "lync",
+        /// An unusable certificate where SASL is admitted refuses the connection.
+        Strict = "strict",
+    }
+}
+
+impl Default for Policy {
+    fn default() -> Self {
+        Policy::Lync
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn spellings_round_trip() {
+        for v in CertVariant::ALL {
+            assert_eq!(v.as_str().parse::<CertVariant>(), Ok(*v));
+        }
+        for v in DnsVariant::ALL {
+            assert_eq!(v.as_str().parse::<DnsVariant>(), Ok(*v));
+        }
+        assert_eq!("in".parse::<Direction>(), Ok(Direction::Inbound));
+        assert!(
+            "sideways"
+                .parse::<Direction>()
+                .unwrap_err()
+                .contains("in, out")
+        );
+    }
+
+    #[test]
+    fn defect_exactly_when_not_authenticating() {
+        for v in CertVariant::ALL {
+            assert_eq!(v.defect().is_none(), v.authenticates_domain(), "{v}");
+        }
+    }
+}
