@@ -66,7 +66,10 @@ mod tests {
     fn key_matches_the_xep_0185_algorithm() {
         let secret = Secret::new("s3cr3tf0rd14lb4ck");
         let key = secret.key("domain2.tld", "domain1.tld", "D60000229F");
-        assert_eq!(key, "5e598fae34b90be084fb6a4a8a543ceb33549140bac9d829ef8d734d900616e4");
+        assert_eq!(
+            key,
+            "5e598fae34b90be084fb6a4a8a543ceb33549140bac9d829ef8d734d900616e4"
+        );
         assert!(secret.verify("domain2.tld", "domain1.tld", "D60000229F", &key));
     }
 
@@ -83,6 +86,9 @@ mod tests {
 
     #[test]
     fn random_secrets_differ() {
-        assert_ne!(Secret::random().key("r", "o", "i"), Secret::random().key("r", "o", "i"));
+        assert_ne!(
+            Secret::random().key("r", "o", "i"),
+            Secret::random().key("r", "o", "i")
+        );
     }
 }

@@ -4,7 +4,8 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
-use super::{CertVariant, Direction, DnsVariant, Method, Methods, Policy, methods};
+use super::{CertVariant, Direction, DnsVariant, Policy};
+use crate::partner::{Method, Methods, methods};
 use crate::partner::{Negotiation, Setting};
 
 /// One target configuration meeting one simulated peer.

@@ -5,6 +5,8 @@
 //! file into them while keeping source positions; `validate` is a pure function
 //! from a loaded set to every diagnostic it deserves.
 
+mod method;
 mod model;
 
+pub use method::*;
 pub use model::*;

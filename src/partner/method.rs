@@ -4,7 +4,7 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
-use crate::partner::{Negotiation, Setting};
+use super::{Negotiation, Setting};
 
 /// The three ways a server-to-server stream gets authenticated, in order of
 /// preference (SPEC §4.2).
