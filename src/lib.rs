@@ -6,12 +6,16 @@
 //! the test infrastructure (`pki`, `dns`) and the command line (`cli`).
 #![forbid(unsafe_code)]
 
+#[macro_use]
+mod kebab;
+
 pub mod cli;
 pub mod dialback;
 pub mod dns;
 pub mod oracle;
 pub mod partner;
 pub mod pki;
+pub mod refproxy;
 pub mod stream;
 pub mod tls;
 pub mod xml;

@@ -1,52 +1,6 @@
 //! The dimensions of a pairing besides the two configurations: direction,
 //! certificate variant (SPEC §5), DNS variant (SPEC §6) and policy profile (§4.4).
 
-use std::fmt;
-use std::str::FromStr;
-
-use serde::{Deserialize, Serialize};
-
-macro_rules! kebab_enum {
-    ($(#[$meta:meta])* $name:ident { $($(#[$vmeta:meta])* $variant:ident = $text:literal,)+ }) => {
-        $(#[$meta])*
-        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-        pub enum $name {
-            $($(#[$vmeta])* #[serde(rename = $text)] $variant,)+
-        }
-
-        impl $name {
-            pub const ALL: &'static [$name] = &[$($name::$variant,)+];
-
-            pub fn as_str(self) -> &'static str {
-                match self {
-                    $($name::$variant => $text,)+
-                }
-            }
-        }
-
-        impl fmt::Display for $name {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str(self.as_str())
-            }
-        }
-
-        impl FromStr for $name {
-            type Err = String;
-
-            fn from_str(s: &str) -> Result<Self, String> {
-                $name::ALL
-                    .iter()
-                    .copied()
-                    .find(|v| v.as_str() == s)
-                    .ok_or_else(|| {
-                        let known: Vec<&str> = $name::ALL.iter().map(|v| v.as_str()).collect();
-                        format!("unknown {} `{s}` (expected one of: {})", stringify!($name), known.join(", "))
-                    })
-            }
-        }
-    };
-}
-
 kebab_enum! {
     /// Which side opens the stream that carries the test stanza.
     Direction {
