@@ -190,6 +190,8 @@ impl<'a> Lines<'a> {
         let start = self.starts.get(line - 1).copied().unwrap_or(0);
         // Count characters so that columns match what editors show.
         let column = match self.text.get(start..offset) {
+            // A byte-order mark is invisible in editors: do not count it.
+            Some(s) if start == 0 => s.trim_start_matches('\u{feff}').chars().count() + 1,
             Some(s) => s.chars().count() + 1,
             None => offset - start + 1,
         };
@@ -272,11 +274,16 @@ impl<'a> Loader<'a> {
         &mut self,
         code: &str,
         at: Range<usize>,
-        partner: Option<&str>,
+        who: Option<Who<'_>>,
         field: Option<&str>,
-        message: String,
+        mut message: String,
     ) {
         let position = self.pos(&at);
+        let partner = who.and_then(|w| w.domain);
+        if let Some(w) = who.filter(|w| w.domain.is_none() && !message.contains("partner #")) {
+            // No domain to name the partner by: say which one it is.
+            message.push_str(&format!(" ({})", w.label()));
+        }
         self.diags.push(Diagnostic {
             code: code.to_string(),
             severity: Severity::Error,
@@ -288,20 +295,14 @@ impl<'a> Loader<'a> {
         });
     }
 
-    fn unknown_key(&mut self, key: &Key<'_>, known: &[&str], who: Option<Who<'_>>, table: &str) {
+    fn unknown_key(&mut self, key: &Key<'_>, known: &[&str], who: Option<Who<'_>>, place: &str) {
         let name = key_str(key);
         let hint = match suggest(name, known) {
             Some(s) => format!("did you mean `{s}`?"),
             None => format!("expected one of: {}", known.join(", ")),
         };
-        let message = format!("unknown key `{name}` in {table}; {hint}");
-        self.report(
-            "P2",
-            key.span(),
-            who.and_then(|w| w.domain),
-            Some(name),
-            message,
-        );
+        let message = format!("unknown key `{name}` {place}; {hint}");
+        self.report("P2", key.span(), who, Some(name), message);
     }
 
     fn wrong_type(&mut self, v: &Value<'_>, expected: &str, who: Option<Who<'_>>, field: &str) {
@@ -309,13 +310,7 @@ impl<'a> Loader<'a> {
             "`{field}` must be {expected}, found {}",
             v.get_ref().type_str()
         );
-        self.report(
-            "P3",
-            v.span(),
-            who.and_then(|w| w.domain),
-            Some(field),
-            message,
-        );
+        self.report("P3", v.span(), who, Some(field), message);
     }
 
     fn document(&mut self, root: &DeTable<'_>) -> Loaded {
@@ -332,7 +327,7 @@ impl<'a> Loader<'a> {
                     }
                 }
                 "partner" => partners = self.partners(value),
-                _ => self.unknown_key(key, TOP_KEYS, None, "the file (top level)"),
+                _ => self.unknown_key(key, TOP_KEYS, None, "at the top level"),
             }
         }
         let (partners, partner_spans) = partners.into_iter().unzip();
@@ -360,7 +355,7 @@ impl<'a> Loader<'a> {
         for (key, v) in table.iter() {
             let name = key_str(key);
             let Some(field) = LOCAL_KEYS.iter().copied().find(|k| *k == name) else {
-                self.unknown_key(key, LOCAL_KEYS, None, "[local]");
+                self.unknown_key(key, LOCAL_KEYS, None, "in [local]");
                 continue;
             };
             spans.fields.insert(field, self.pos(&key.span()));
@@ -417,7 +412,7 @@ impl<'a> Loader<'a> {
         for (key, v) in table.iter() {
             let name = key_str(key);
             let Some(field) = PARTNER_KEYS.iter().copied().find(|k| *k == name) else {
-                self.unknown_key(key, PARTNER_KEYS, Some(who), &who.label());
+                self.unknown_key(key, PARTNER_KEYS, Some(who), &format!("in {}", who.label()));
                 continue;
             };
             spans.fields.insert(field, self.pos(&key.span()));
@@ -426,7 +421,7 @@ impl<'a> Loader<'a> {
         for field in REQUIRED_PARTNER_KEYS {
             if !spans.fields.contains_key(field) {
                 let message = format!("{} has no `{field}` (required)", who.label());
-                self.report("P5", span.clone(), who.domain, Some(field), message);
+                self.report("P5", span.clone(), Some(who), Some(field), message);
             }
         }
         if self.diags.len() > before {
@@ -529,13 +524,7 @@ impl<'a> Loader<'a> {
         let found = parse_choice(raw, choices);
         if found.is_none() {
             let message = format!("unknown value \"{raw}\" for `{field}`; expected {expected}");
-            self.report(
-                "P4",
-                v.span(),
-                who.and_then(|w| w.domain),
-                Some(field),
-                message,
-            );
+            self.report("P4", v.span(), who, Some(field), message);
         }
         found
     }
@@ -558,13 +547,7 @@ impl<'a> Loader<'a> {
                     "`{field}` = {int} is out of range; expected 1 to {}",
                     u32::MAX
                 );
-                self.report(
-                    "P6",
-                    v.span(),
-                    who.and_then(|w| w.domain),
-                    Some(field),
-                    message,
-                );
+                self.report("P6", v.span(), who, Some(field), message);
                 None
             }
         }
