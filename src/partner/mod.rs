@@ -5,8 +5,12 @@
 //! file into them while keeping source positions; `validate` is a pure function
 //! from a loaded set to every diagnostic it deserves.
 
+mod load;
 mod method;
 mod model;
+mod validate;
 
+pub use load::{LoadError, Loaded, SourceMap, TableSpans, load_file, load_str};
 pub use method::*;
 pub use model::*;
+pub use validate::{dns_name_problem, validate};
