@@ -45,6 +45,14 @@ enum Command {
     Dns(dns::Args),
 }
 
+/// Writes to standard output; a closed pipe (`s2spec matrix | head`) is not
+/// an error worth a panic, so it ends the output quietly.
+pub(crate) fn print_stdout(text: &str) {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    let _ = out.write_all(text.as_bytes()).and_then(|()| out.flush());
+}
+
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     let code = match cli.command {
