@@ -376,6 +376,58 @@ pub fn server_config(
     Ok((Arc::new(config), recorder))
 }
 
+/// Which role a certificate is checked for: webpki requires the serverAuth
+/// resp. clientAuth extended key usage.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// The certificate of a receiving server (checked by the initiating side).
+    Server,
+    /// The certificate of an initiating server (checked by the receiving side).
+    Client,
+}
+
+/// Run a chain (leaf first) through the same recording verifier a handshake
+/// uses, without a handshake: for tools and tests. An empty chain gives
+/// [`Verification::absent`].
+pub fn verify_chain(
+    trust: &Arc<RootCertStore>,
+    chain: &[CertificateDer<'_>],
+    domain: &str,
+    role: Role,
+) -> Result<Verification, TlsError> {
+    let Some((end_entity, intermediates)) = chain.split_first() else {
+        return Ok(Verification::absent());
+    };
+    let recorder = Recorder::default();
+    let now = UnixTime::now();
+    match role {
+        Role::Server => {
+            let verifier = RecordingServerVerifier {
+                inner: WebPkiServerVerifier::builder_with_provider(trust.clone(), provider())
+                    .build()?,
+                recorder: recorder.clone(),
+            };
+            verifier.verify_server_cert(
+                end_entity,
+                intermediates,
+                &server_name(domain)?,
+                &[],
+                now,
+            )?;
+        }
+        Role::Client => {
+            let verifier = RecordingClientVerifier {
+                inner: WebPkiClientVerifier::builder_with_provider(trust.clone(), provider())
+                    .allow_unauthenticated()
+                    .build()?,
+                recorder: recorder.clone(),
+            };
+            verifier.verify_client_cert(end_entity, intermediates, now)?;
+        }
+    }
+    Ok(recorder.finish())
+}
+
 /// Chain and name verdict on a peer for `domain`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PeerCheck {
