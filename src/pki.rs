@@ -330,8 +330,8 @@ impl Leaf {
 }
 
 fn pem_encode(tag: &str, der: &[u8]) -> String {
-    // rcgen re-exports nothing for this; its `pem` dependency is not ours to
-    // name, so format by hand (64-column base64 as RFC 7468 asks).
+    // Neither rcgen nor pki-types exports a PEM encoder for arbitrary DER;
+    // the format is trivial (RFC 7468: 64-column base64).
     use base64::Engine;
     let b64 = base64::engine::general_purpose::STANDARD.encode(der);
     let mut out = format!("-----BEGIN {tag}-----\n");
@@ -527,9 +527,8 @@ impl Pki {
     /// Mint a fresh root and intermediate CA.
     pub fn new() -> Result<Pki, PkiError> {
         let root = new_root("s2spec Root CA")?;
-        let params = ca_params("s2spec Intermediate CA", 0, INTERMEDIATE_DAYS);
+        let mut params = ca_params("s2spec Intermediate CA", 0, INTERMEDIATE_DAYS);
         let key = KeyPair::generate_for(&PKCS_ECDSA_P256_SHA256)?;
-        let mut params = params;
         params.use_authority_key_identifier_extension = true;
         let cert = params.signed_by(&key, &root.issuer)?;
         let intermediate = Ca {
