@@ -4,7 +4,7 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
-use super::{CertVariant, Direction, DnsVariant, Policy};
+use super::{CertVariant, Direction, DnsVariant, Policy, certificate_defect};
 use crate::partner::{Method, Methods, methods};
 use crate::partner::{Negotiation, Setting};
 
@@ -212,7 +212,7 @@ fn feasibility(p: &Pairing, method: Method, policy: Policy) -> Result<(), Infeas
 }
 
 fn certificate_feasibility(p: &Pairing, method: Method, policy: Policy) -> Result<(), Infeasible> {
-    let Some(defect) = p.cert.defect() else {
+    let Some(defect) = certificate_defect(p.cert) else {
         return Ok(());
     };
     match (p.direction, method) {
