@@ -157,3 +157,33 @@ pub fn stream_error_condition(e: &Element) -> Option<&str> {
         .find(|c| c.ns == NS_STREAM_ERRORS && c.name != "text")
         .map(|c| c.name.as_str())
 }
+
+impl StreamHeader {
+    /// The opening tag with exactly the attributes received, in order (no XML
+    /// declaration): how a received header is shown in transcripts.
+    pub fn to_xml_verbatim(&self) -> String {
+        // The root's own prefix is not stored; any prefix bound to the streams
+        // namespace reproduces it (the reader rejected every other root).
+        let prefix = if self.stream_ns_ok {
+            Some("stream")
+        } else {
+            self.prefixes
+                .iter()
+                .find(|(_, ns)| ns == NS_STREAMS)
+                .map(|(p, _)| p.as_str())
+        };
+        let mut out = match prefix {
+            Some(p) => format!("<{p}:stream"),
+            None => String::from("<stream"),
+        };
+        for (k, v) in &self.attrs {
+            out.push(' ');
+            out.push_str(k);
+            out.push_str("='");
+            escape_attr(v, &mut out);
+            out.push('\'');
+        }
+        out.push('>');
+        out
+    }
+}
