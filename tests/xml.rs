@@ -128,6 +128,19 @@ fn unwrap_events(evs: Vec<Result<Event, ReadError>>) -> Vec<Event> {
         .collect()
 }
 
+/// Keep-alives are delivered as they arrive, so a whitespace run split by the
+/// network may be several events; everything else must be identical.
+fn collapse_whitespace(evs: Vec<Event>) -> Vec<Event> {
+    let mut out: Vec<Event> = Vec::with_capacity(evs.len());
+    for ev in evs {
+        if ev == Event::Whitespace && out.last() == Some(&Event::Whitespace) {
+            continue;
+        }
+        out.push(ev);
+    }
+    out
+}
+
 #[tokio::test]
 async fn transcript_parses_as_expected() {
     let evs = unwrap_events(parse_all(transcript().as_bytes()).await);
@@ -208,20 +221,28 @@ async fn transcript_parses_as_expected() {
 #[tokio::test]
 async fn every_two_chunk_split_parses_identically() {
     let data = transcript().into_bytes();
-    let expected = unwrap_events(parse_all(&data).await);
+    let expected = collapse_whitespace(unwrap_events(parse_all(&data).await));
     for at in 1..data.len() {
         let got = collect(Chunks::split(&data, &[at]), Limits::default(), 100).await;
-        assert_eq!(unwrap_events(got), expected, "split at byte {at}");
+        assert_eq!(
+            collapse_whitespace(unwrap_events(got)),
+            expected,
+            "split at byte {at}"
+        );
     }
 }
 
 #[tokio::test]
 async fn byte_by_byte_and_random_splits_parse_identically() {
     let data = transcript().into_bytes();
-    let expected = unwrap_events(parse_all(&data).await);
+    let expected = collapse_whitespace(unwrap_events(parse_all(&data).await));
     let ones: Vec<usize> = (1..data.len()).collect();
     let got = collect(Chunks::split(&data, &ones), Limits::default(), 100).await;
-    assert_eq!(unwrap_events(got), expected, "byte by byte");
+    assert_eq!(
+        collapse_whitespace(unwrap_events(got)),
+        expected,
+        "byte by byte"
+    );
 
     // A small deterministic PRNG keeps the test reproducible.
     let mut seed: u64 = 0x5eed_1234_abcd_0001;
@@ -237,14 +258,18 @@ async fn byte_by_byte_and_random_splits_parse_identically() {
         cuts.sort_unstable();
         cuts.dedup();
         let got = collect(Chunks::split(&data, &cuts), Limits::default(), 100).await;
-        assert_eq!(unwrap_events(got), expected, "round {round}, cuts {cuts:?}");
+        assert_eq!(
+            collapse_whitespace(unwrap_events(got)),
+            expected,
+            "round {round}, cuts {cuts:?}"
+        );
     }
 }
 
 #[tokio::test]
 async fn duplex_transport_with_delayed_writes() {
     let data = transcript().into_bytes();
-    let expected = unwrap_events(parse_all(&data).await);
+    let expected = collapse_whitespace(unwrap_events(parse_all(&data).await));
     let (mut w, r) = tokio::io::duplex(64);
     let writer = tokio::spawn(async move {
         for chunk in data.chunks(37) {
@@ -255,7 +280,7 @@ async fn duplex_transport_with_delayed_writes() {
     });
     let got = collect(r, Limits::default(), 100).await;
     writer.await.expect("writer task").expect("writes");
-    assert_eq!(unwrap_events(got), expected);
+    assert_eq!(collapse_whitespace(unwrap_events(got)), expected);
 }
 
 fn tricky_element() -> Element {
@@ -609,7 +634,10 @@ async fn oversized_stanza_is_detected_while_streaming() {
         };
         let mut h = spawn_reader(r, Limits::default());
         assert!(matches!(h.next(T).await, Ok(Event::Header(_))));
-        let ev = h.next(T).await;
+        let mut ev = h.next(T).await;
+        if ev == Ok(Event::Whitespace) {
+            ev = h.next(T).await;
+        }
         assert!(
             matches!(&ev, Err(ReadError::Xml(XmlError::PolicyViolation(_)))),
             "{body}: {ev:?}"
@@ -620,6 +648,11 @@ async fn oversized_stanza_is_detected_while_streaming() {
 #[tokio::test]
 async fn eof_mid_stanza_and_before_header() {
     let evs = unwrap_events(parse_all(&in_stream("<message><body>hel")).await);
+    assert!(
+        matches!(evs.as_slice(), [Event::Header(_), Event::Eof]),
+        "{evs:?}"
+    );
+    let evs = unwrap_events(parse_all(&in_stream("<message>a &am")).await);
     assert!(
         matches!(evs.as_slice(), [Event::Header(_), Event::Eof]),
         "{evs:?}"
@@ -852,4 +885,52 @@ proptest! {
     fn random_strings_never_panic_the_fragment_parser(s in "\\PC{0,64}|<[a-z:]{1,5}( [a-z:]{1,4}='[^']{0,5}')*>[^<]{0,10}</[a-z:]{1,5}>") {
         let _ = Element::parse(&s);
     }
+}
+
+/// An endless run of whitespace is delivered as keep-alives, never buffered.
+#[tokio::test]
+async fn endless_whitespace_is_streamed_not_buffered() {
+    // 1 MiB of spaces after the header: four times the default stanza limit
+    // and a thousand times the one used here.
+    let mut prefix = in_stream("");
+    prefix.extend(std::iter::repeat_n(b' ', 1 << 20));
+    let r = Endless { prefix, sent: 0 };
+    let mut h = spawn_reader(
+        r,
+        Limits {
+            max_stanza_bytes: 1024,
+            max_depth: 8,
+        },
+    );
+    assert!(matches!(h.next(T).await, Ok(Event::Header(_))));
+    for _ in 0..300 {
+        assert_eq!(h.next(T).await, Ok(Event::Whitespace));
+    }
+}
+
+#[tokio::test]
+async fn keep_alives_are_delivered_promptly() {
+    let (mut w, r) = tokio::io::duplex(1024);
+    let mut h = spawn_reader(r, Limits::default());
+    w.write_all(&in_stream("<a/> ")).await.expect("write");
+    assert!(matches!(h.next(T).await, Ok(Event::Header(_))));
+    assert!(matches!(h.next(T).await, Ok(Event::Element(_))));
+    // No `<` has followed the space yet, and still the keep-alive is seen.
+    assert_eq!(h.next(T).await, Ok(Event::Whitespace));
+    w.write_all(b"\n").await.expect("write");
+    assert_eq!(h.next(T).await, Ok(Event::Whitespace));
+    assert_eq!(
+        h.next(Duration::from_millis(20)).await,
+        Err(ReadError::Timeout)
+    );
+    w.write_all(b"\t<b/>").await.expect("write");
+    assert_eq!(h.next(T).await, Ok(Event::Whitespace));
+    assert!(matches!(h.next(T).await, Ok(Event::Element(e)) if e.name == "b"));
+    // Text that merely starts with whitespace is still rejected.
+    w.write_all(b" oops<c/>").await.expect("write");
+    assert_eq!(h.next(T).await, Ok(Event::Whitespace));
+    assert!(matches!(
+        h.next(T).await,
+        Err(ReadError::Xml(XmlError::BadFormat(_)))
+    ));
 }

@@ -67,6 +67,12 @@ impl TreeBuilder {
         }
     }
 
+    /// Whether the next thing on the wire is a top-level child of an open
+    /// stream (where whitespace is a keep-alive).
+    pub(crate) fn at_stream_level(&self) -> bool {
+        self.mode == Mode::Stream && self.state == State::Open && self.stack.is_empty()
+    }
+
     pub(crate) fn take_queued(&mut self) -> Option<Event> {
         self.queued.take()
     }

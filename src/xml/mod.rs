@@ -52,6 +52,8 @@ pub enum Event {
     /// One complete top-level element (stanza or negotiation element), namespaces resolved.
     Element(Element),
     /// Whitespace between top-level elements: a keep-alive (RFC 6120 §4.6.1).
+    /// Delivered as soon as it arrives, so one run of whitespace may show up
+    /// as several consecutive events depending on how the network split it.
     Whitespace,
     /// The closing `</stream:stream>`.
     End,

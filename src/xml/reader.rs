@@ -21,7 +21,7 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use quick_xml::NsReader;
-use tokio::io::{AsyncBufRead, AsyncRead, BufReader, ReadBuf};
+use tokio::io::{AsyncBufRead, AsyncBufReadExt, AsyncRead, BufReader, ReadBuf};
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
@@ -254,6 +254,7 @@ impl<R: AsyncRead + Unpin> ReaderTask<R> {
     fn reset(self) -> Self {
         let mut metered = self.reader.into_inner();
         metered.remaining = self.limits.max_stanza_bytes;
+        metered.exceeded = false;
         Self::over(metered, self.limits)
     }
 
@@ -273,6 +274,30 @@ impl<R: AsyncRead + Unpin> ReaderTask<R> {
         if let Some(ev) = self.builder.take_queued() {
             return Ok(ev);
         }
+        if self.builder.at_stream_level() {
+            // quick-xml would hold a whitespace run until the next `<`
+            // arrives, so an idle peer's keep-alives would surface only with
+            // its next stanza. Take them off the buffer ourselves instead.
+            let m = self.reader.get_mut();
+            match m.fill_buf().await {
+                Ok(buf) => {
+                    let n = buf
+                        .iter()
+                        .take_while(|b| matches!(b, b' ' | b'\t' | b'\r' | b'\n'))
+                        .count();
+                    if n > 0 {
+                        m.consume(n);
+                        m.remaining = self.limits.max_stanza_bytes;
+                        return Ok(Event::Whitespace);
+                    }
+                }
+                Err(err) => {
+                    let err = XmlError::Io(err.to_string());
+                    self.failed = Some(err.clone());
+                    return Err(err);
+                }
+            }
+        }
         loop {
             self.buf.clear();
             let result = match self.reader.read_event_into_async(&mut self.buf).await {
@@ -284,7 +309,15 @@ impl<R: AsyncRead + Unpin> ReaderTask<R> {
                             "element exceeds {} bytes",
                             self.limits.max_stanza_bytes
                         )))
-                    } else if m.eof && matches!(err, quick_xml::Error::Syntax(_)) {
+                    } else if m.eof
+                        && matches!(
+                            err,
+                            quick_xml::Error::Syntax(_)
+                                | quick_xml::Error::IllFormed(
+                                    quick_xml::errors::IllFormedError::UnclosedReference
+                                )
+                        )
+                    {
                         // Truncated markup at end of input: the peer hung up
                         // mid-element, which is an end of stream, not bad XML.
                         Ok(Some(Event::Eof))
