@@ -512,6 +512,9 @@ async fn deadline_times_out_without_losing_the_stream() {
         client.next(Duration::from_millis(50)).await,
         Err(ReadError::Timeout)
     );
+    // A keep-alive arrives on its own, without waiting for the next element.
+    server.send_keepalive().await.expect("send");
+    assert_eq!(client.next(T).await, Ok(Event::Whitespace));
     // Half an element, then another timeout: the partial bytes stay in the reader.
     server.send_raw(b"<message><bo").await.expect("send");
     assert_eq!(

@@ -223,6 +223,13 @@ impl XmppStream {
         Ok(())
     }
 
+    /// Sends one space: a whitespace keep-alive (RFC 6120 §4.6.1).
+    pub async fn send_keepalive(&mut self) -> Result<(), StreamError> {
+        self.write(b" ").await?;
+        self.record(Dir::Sent, EntryKind::Whitespace, " ".into());
+        Ok(())
+    }
+
     /// Sends `<stream:error><CONDITION/>[<text>]</stream:error>`, then closes.
     pub async fn send_stream_error(
         &mut self,
@@ -260,7 +267,9 @@ impl XmppStream {
     // ----- receiving -----------------------------------------------------
 
     /// The next event, waiting at most `deadline`. A timeout leaves the stream
-    /// intact: a later call returns what arrives.
+    /// intact: a later call returns what arrives. Cancel-safe for the same
+    /// reason (the read itself runs in the reader task), so it may also be
+    /// used inside `select!`.
     pub async fn next(&mut self, deadline: Duration) -> Result<Event, ReadError> {
         let reader = self.reader.as_mut().ok_or(ReadError::Closed)?;
         let result = reader.next(deadline).await;
