@@ -99,10 +99,10 @@ impl Default for Limits {
     }
 }
 
-/// Maps a quick-xml error to ours. `at_eof` says whether the transport had
-/// already reported end of file: quick-xml reports a truncated document as a
-/// syntax error, but for a stream that is simply the peer hanging up, which the
-/// caller handles before calling this.
+/// Maps a quick-xml error to ours. Two cases need context this function does
+/// not have, so the reader handles them first: a size-limit hit (surfaces as an
+/// I/O error) and truncated markup at end of input (a syntax error to
+/// quick-xml, but on a stream simply the peer hanging up).
 pub(crate) fn from_quick_xml(err: &quick_xml::Error) -> XmlError {
     use quick_xml::Error as E;
     use quick_xml::escape::EscapeError;

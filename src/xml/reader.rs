@@ -168,7 +168,8 @@ impl<R> ReaderHandle<R> {
     }
 
     /// Stops the task and returns the transport plus the bytes it had buffered
-    /// beyond the last delivered event (for STARTTLS).
+    /// beyond the last delivered event (for STARTTLS). Unlike `next`, not
+    /// cancel-safe: dropping this future drops the transport.
     pub async fn release(mut self) -> Result<Released<R>, ReleaseError<R>> {
         if self.pending.is_some() {
             return Err(ReleaseError::Busy(self));
