@@ -10,6 +10,7 @@
 //! wire.
 
 mod conn;
+mod replay;
 mod transcript;
 
 use std::net::SocketAddr;
@@ -27,6 +28,7 @@ use crate::xml::{
 };
 
 pub use conn::Conn;
+use replay::Prefixed;
 pub use transcript::{Dir, Entry, EntryKind, Transcript};
 
 /// What was negotiated by a TLS handshake, captured when it completed (the
@@ -89,7 +91,7 @@ impl StreamError {
 /// One XMPP stream (and its restarts) on one connection.
 pub struct XmppStream {
     /// `None` only after the stream broke during a TLS upgrade.
-    reader: Option<ReaderHandle<ReadHalf<Conn>>>,
+    reader: Option<ReaderHandle<Prefixed<ReadHalf<Conn>>>>,
     writer: Option<WriteHalf<Conn>>,
     limits: Limits,
     tls: Option<TlsInfo>,
@@ -126,7 +128,7 @@ impl XmppStream {
             local_addr,
             peer_addr,
         };
-        s.attach(conn);
+        s.attach(conn, Vec::new());
         s
     }
 
@@ -184,9 +186,9 @@ impl XmppStream {
         Ok(s)
     }
 
-    fn attach(&mut self, conn: Conn) {
+    fn attach(&mut self, conn: Conn, replay: Vec<u8>) {
         let (r, w) = tokio::io::split(conn);
-        self.reader = Some(spawn_reader(r, self.limits));
+        self.reader = Some(spawn_reader(Prefixed::new(replay, r), self.limits));
         self.writer = Some(w);
         self.error_recorded = false;
     }
@@ -328,12 +330,12 @@ impl XmppStream {
         config: Arc<rustls::ClientConfig>,
         server_name: ServerName<'static>,
     ) -> Result<usize, StreamError> {
-        let (tcp, discarded) = self.take_plain().await?;
+        let (tcp, pipelined) = self.take_plain().await?;
         let conn = conn::tls_connect(tcp, config, server_name)
             .await
             .map_err(|e| self.handshake_failed(e))?;
-        self.finish_upgrade(conn);
-        Ok(discarded)
+        self.finish_upgrade(conn, Vec::new());
+        Ok(pipelined.len())
     }
 
     /// Upgrades to TLS as the server, after `<proceed/>` was sent. Returns how
@@ -342,17 +344,42 @@ impl XmppStream {
         &mut self,
         config: Arc<rustls::ServerConfig>,
     ) -> Result<usize, StreamError> {
-        let (tcp, discarded) = self.take_plain().await?;
+        self.starttls_server_inner(config, false).await
+    }
+
+    /// Like [`Self::starttls_server`], but WRONGLY feeds the pipelined
+    /// clear-text bytes into the encrypted stream's parser. It exists only for
+    /// the reference proxy's `process-pipelined-starttls` fault switch.
+    pub async fn starttls_server_replaying_pipelined(
+        &mut self,
+        config: Arc<rustls::ServerConfig>,
+    ) -> Result<usize, StreamError> {
+        self.starttls_server_inner(config, true).await
+    }
+
+    async fn starttls_server_inner(
+        &mut self,
+        config: Arc<rustls::ServerConfig>,
+        replay: bool,
+    ) -> Result<usize, StreamError> {
+        let (tcp, pipelined) = self.take_plain().await?;
         let conn = conn::tls_accept(tcp, config)
             .await
             .map_err(|e| self.handshake_failed(e))?;
-        self.finish_upgrade(conn);
-        Ok(discarded)
+        let count = pipelined.len();
+        if replay && count > 0 {
+            self.note(
+                Dir::Received,
+                format!("replaying {count} pipelined clear-text bytes after TLS"),
+            );
+        }
+        self.finish_upgrade(conn, if replay { pipelined } else { Vec::new() });
+        Ok(count)
     }
 
     /// Stops the reader, takes the TCP stream back, and drops whatever the
     /// reader had buffered beyond the last element.
-    async fn take_plain(&mut self) -> Result<(TcpStream, usize), StreamError> {
+    async fn take_plain(&mut self) -> Result<(TcpStream, Vec<u8>), StreamError> {
         if self.tls.is_some() {
             return Err(StreamError::AlreadyTls);
         }
@@ -366,23 +393,26 @@ impl XmppStream {
             Err(ReleaseError::Closed) => return Err(StreamError::Closed),
         };
         let writer = self.writer.take().ok_or(StreamError::Closed)?;
-        let discarded = released.buffered.len();
+        let mut pipelined = released.reader.unread().to_vec();
+        pipelined.extend_from_slice(&released.buffered);
+        let discarded = pipelined.len();
         if discarded > 0 {
             self.note(
                 Dir::Received,
                 format!(
                     "discarded {discarded} pipelined clear-text bytes: {:?}",
-                    preview(&released.buffered)
+                    preview(&pipelined)
                 ),
             );
         }
+        let released_reader = released.reader.inner;
         // Both halves came from the same `split`, so this cannot fail; if it
         // somehow did, the stream is unusable either way.
-        if !released.reader.is_pair_of(&writer) {
+        if !released_reader.is_pair_of(&writer) {
             return Err(StreamError::Closed);
         }
-        match released.reader.unsplit(writer) {
-            Conn::Plain(tcp) => Ok((tcp, discarded)),
+        match released_reader.unsplit(writer) {
+            Conn::Plain(tcp) => Ok((tcp, pipelined)),
             _ => Err(StreamError::AlreadyTls),
         }
     }
@@ -393,9 +423,9 @@ impl XmppStream {
         err
     }
 
-    fn finish_upgrade(&mut self, conn: Conn) {
+    fn finish_upgrade(&mut self, conn: Conn, replay: Vec<u8>) {
         self.tls = conn.tls_info();
-        self.attach(conn);
+        self.attach(conn, replay);
         self.peer_header = None;
         self.note_handshake();
     }
