@@ -55,6 +55,13 @@ fn resolver_over(dns: &MockDns, transport: Transport) -> XmppResolver {
     .expect("resolver")
 }
 
+#[test]
+fn handles_can_be_shared_across_tasks() {
+    fn send_sync<T: Send + Sync + 'static>() {}
+    send_sync::<MockDns>();
+    send_sync::<XmppResolver>();
+}
+
 // ---------------------------------------------------------------- raw wire
 
 #[derive(Debug, PartialEq)]

@@ -6,6 +6,10 @@
 //! As in hickory-dns, the zone catalogue is separate from the transport: the
 //! harness edits zones (plain data) and the server swaps in a new catalogue.
 //!
+//! Each query is logged at `debug` on the tracing target `s2spec::dns::query`
+//! (name, type, response code, answer count, transport); `s2spec dns` turns
+//! that target on by default.
+//!
 //! ```no_run
 //! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
 //! use s2spec::dns::{MockDns, XmppResolver, Zone};

@@ -28,6 +28,10 @@
 //!    initiating server would just try the next one — and if none is left the
 //!    result is [`ResolveError::NoAddress`] naming the first target.
 //!
+//! Any other lookup failure (timeout, REFUSED for a name outside every zone,
+//! SERVFAIL) ends the resolution with that error: against the mock server it
+//! means the harness set up the wrong zones, which must not pass silently.
+//!
 //! Weight ordering ([`SrvOrder`]): `Deterministic` (the default, for tests)
 //! sorts by weight, highest first; `Weighted { seed }` runs RFC 2782's random
 //! selection with a seeded generator, so a run can be replayed.
