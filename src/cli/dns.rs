@@ -1,9 +1,120 @@
-//! (placeholder: filled in by its issue)
+//! `s2spec dns`: serve TOML zone files on a loopback address until Ctrl-C
+//! (or SIGTERM), logging each query. Useful for pointing a real XMPP server
+//! (Prosody, ejabberd) at the same zones the harness uses.
+//!
+//! Prints `listening on ADDR` on stdout once both UDP and TCP are bound, so a
+//! script can use `--listen 127.0.0.1:0` and read the port. Logs go to stderr
+//! (`RUST_LOG` overrides the default filter).
+
+use std::collections::BTreeMap;
+use std::io::{IsTerminal, Write};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use crate::dns::{MockDns, Zone, load_zone_file};
+
+/// Default log filter: our query lines, hickory's own per-request lines off.
+const DEFAULT_FILTER: &str = "info,hickory_server=warn,hickory_proto=warn,s2spec::dns::query=debug";
 
 #[derive(Debug, clap::Args)]
-pub struct Args {}
+pub struct Args {
+    /// Zone file(s) to serve (TOML; see `fixtures/dns/example-zone.toml`).
+    #[arg(long = "zone", value_name = "FILE", required = true, num_args = 1..)]
+    zones: Vec<PathBuf>,
+    /// Loopback address to listen on, UDP and TCP (port 0 picks a free port).
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:5353")]
+    listen: SocketAddr,
+}
 
-pub fn run(_args: Args) -> u8 {
-    eprintln!("s2spec: this command is not implemented yet");
-    super::exit::TROUBLE
+pub fn run(args: Args) -> u8 {
+    init_logging();
+    match serve(args) {
+        Ok(()) => super::exit::OK,
+        Err(message) => {
+            eprintln!("s2spec dns: {message}");
+            super::exit::TROUBLE
+        }
+    }
+}
+
+fn serve(args: Args) -> Result<(), String> {
+    if !args.listen.ip().is_loopback() {
+        return Err(format!(
+            "refusing to listen on {}: s2spec only uses loopback addresses (127.0.0.0/8, ::1)",
+            args.listen
+        ));
+    }
+    let zones = load_all(&args.zones)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| format!("cannot start the async runtime: {e}"))?;
+    runtime.block_on(async {
+        let origins: Vec<String> = zones.iter().map(|z| z.origin.clone()).collect();
+        let dns = MockDns::start(args.listen, zones)
+            .await
+            .map_err(|e| e.to_string())?;
+        // stdout, flushed: a parent process waits for this line.
+        let mut out = std::io::stdout().lock();
+        let _ = writeln!(out, "listening on {} (udp, tcp)", dns.addr());
+        let _ = writeln!(out, "zones: {}", origins.join(", "));
+        let _ = out.flush();
+        drop(out);
+        tracing::info!(addr = %dns.addr(), "serving until Ctrl-C");
+        wait_for_stop().await?;
+        tracing::info!("stopping");
+        dns.shutdown().await;
+        Ok(())
+    })
+}
+
+/// Loads every file; an origin defined in two files is an error.
+fn load_all(paths: &[PathBuf]) -> Result<Vec<Zone>, String> {
+    let mut seen: BTreeMap<String, PathBuf> = BTreeMap::new();
+    let mut zones = Vec::new();
+    for path in paths {
+        for zone in load_zone_file(path).map_err(|e| e.to_string())? {
+            if let Some(first) = seen.get(&zone.origin) {
+                return Err(format!(
+                    "{}: zone {} is already defined in {}",
+                    path.display(),
+                    zone.origin,
+                    first.display()
+                ));
+            }
+            seen.insert(zone.origin.clone(), path.clone());
+            zones.push(zone);
+        }
+    }
+    Ok(zones)
+}
+
+async fn wait_for_stop() -> Result<(), String> {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut term =
+            signal(SignalKind::terminate()).map_err(|e| format!("cannot watch SIGTERM: {e}"))?;
+        tokio::select! {
+            r = tokio::signal::ctrl_c() => r.map_err(|e| format!("cannot watch Ctrl-C: {e}")),
+            _ = term.recv() => Ok(()),
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        tokio::signal::ctrl_c()
+            .await
+            .map_err(|e| format!("cannot watch Ctrl-C: {e}"))
+    }
+}
+
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(DEFAULT_FILTER));
+    // Another subscriber already installed (tests) is fine.
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .try_init();
 }
