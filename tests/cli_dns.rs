@@ -1,66 +1,21 @@
 //! `s2spec dns` as a child process.
 
-use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::process::{Child, Command, Output, Stdio};
-use std::sync::mpsc;
-use std::time::Duration;
 
 use s2spec::dns::{ResolveError, Service, XmppResolver};
 
-const BIN: &str = env!("CARGO_BIN_EXE_s2spec");
 const EXAMPLE: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
     "/fixtures/dns/example-zone.toml"
 );
 
-/// Kills the child however the test ends.
-struct Guard(Child);
+mod child;
+use child::{Guard, run, spawn_listening};
 
-impl Drop for Guard {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-/// Starts `s2spec dns` and waits for its "listening on ADDR" line.
+/// Starts `s2spec dns` on a free port with `zone`.
 fn spawn_dns(zone: &str) -> (Guard, SocketAddr) {
-    let mut child = Command::new(BIN)
-        .args(["dns", "--zone", zone, "--listen", "127.0.0.1:0"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn s2spec dns");
-    let stdout = child.stdout.take().expect("stdout");
-    let guard = Guard(child);
-    // Read on a thread so a silent child cannot hang the test.
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            if tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
-    loop {
-        let line = rx
-            .recv_timeout(Duration::from_secs(20))
-            .expect("s2spec dns printed its address");
-        if let Some(rest) = line.strip_prefix("listening on ") {
-            let addr = rest.split_whitespace().next().unwrap_or_default();
-            return (guard, addr.parse().expect("an address"));
-        }
-    }
-}
-
-fn run(args: &[&str]) -> Output {
-    Command::new(BIN)
-        .args(args)
-        .stdin(Stdio::null())
-        .output()
-        .expect("run s2spec")
+    spawn_listening(&["dns", "--zone", zone, "--listen", "127.0.0.1:0"])
 }
 
 fn temp_file(name: &str, text: &str) -> PathBuf {

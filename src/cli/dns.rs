@@ -7,10 +7,11 @@
 //! (`RUST_LOG` overrides the default filter).
 
 use std::collections::BTreeMap;
-use std::io::{IsTerminal, Write};
+use std::io::Write;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
+use super::service;
 use crate::dns::{MockDns, Zone, load_zone_file};
 
 /// Default log filter: our query lines, hickory's own per-request lines off.
@@ -27,7 +28,7 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> u8 {
-    init_logging();
+    service::init_logging(DEFAULT_FILTER);
     match serve(args) {
         Ok(()) => super::exit::OK,
         Err(message) => {
@@ -38,17 +39,9 @@ pub fn run(args: Args) -> u8 {
 }
 
 fn serve(args: Args) -> Result<(), String> {
-    if !args.listen.ip().is_loopback() {
-        return Err(format!(
-            "refusing to listen on {}: s2spec only uses loopback addresses (127.0.0.0/8, ::1)",
-            args.listen
-        ));
-    }
+    service::require_loopback(args.listen, "refusing to listen on")?;
     let zones = load_all(&args.zones)?;
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| format!("cannot start the async runtime: {e}"))?;
+    let runtime = service::runtime()?;
     runtime.block_on(async {
         let origins: Vec<String> = zones.iter().map(|z| z.origin.clone()).collect();
         let dns = MockDns::start(args.listen, zones)
@@ -61,7 +54,7 @@ fn serve(args: Args) -> Result<(), String> {
         let _ = out.flush();
         drop(out);
         tracing::info!(addr = %dns.addr(), "serving until Ctrl-C");
-        wait_for_stop().await?;
+        service::wait_for_stop().await?;
         tracing::info!("stopping");
         dns.shutdown().await;
         Ok(())
@@ -87,34 +80,4 @@ fn load_all(paths: &[PathBuf]) -> Result<Vec<Zone>, String> {
         }
     }
     Ok(zones)
-}
-
-async fn wait_for_stop() -> Result<(), String> {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        let mut term =
-            signal(SignalKind::terminate()).map_err(|e| format!("cannot watch SIGTERM: {e}"))?;
-        tokio::select! {
-            r = tokio::signal::ctrl_c() => r.map_err(|e| format!("cannot watch Ctrl-C: {e}")),
-            _ = term.recv() => Ok(()),
-        }
-    }
-    #[cfg(not(unix))]
-    {
-        tokio::signal::ctrl_c()
-            .await
-            .map_err(|e| format!("cannot watch Ctrl-C: {e}"))
-    }
-}
-
-fn init_logging() {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(DEFAULT_FILTER));
-    // Another subscriber already installed (tests) is fine.
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
-        .try_init();
 }

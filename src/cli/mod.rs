@@ -8,6 +8,8 @@ use clap::{Parser, Subcommand};
 mod certs;
 mod dns;
 mod matrix;
+mod serve;
+mod service;
 mod validate;
 
 /// Exit codes shared by every command.
@@ -43,6 +45,8 @@ enum Command {
     Certs(certs::Args),
     /// Serve a mock DNS zone until interrupted.
     Dns(dns::Args),
+    /// Run the reference federation proxy until interrupted.
+    Serve(serve::Args),
 }
 
 /// Writes to standard output; a closed pipe (`s2spec matrix | head`) is not
@@ -60,6 +64,7 @@ pub fn main() -> ExitCode {
         Command::Matrix(args) => matrix::run(args),
         Command::Certs(args) => certs::run(args),
         Command::Dns(args) => dns::run(args),
+        Command::Serve(args) => serve::run(args),
     };
     ExitCode::from(code)
 }
