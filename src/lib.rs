@@ -18,6 +18,7 @@ pub mod partner;
 pub mod pki;
 pub mod refproxy;
 pub mod sasl;
+pub mod scenario;
 pub mod stanza;
 pub mod starttls;
 pub mod stream;

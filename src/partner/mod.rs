@@ -13,4 +13,6 @@ mod validate;
 pub use load::{LoadError, Loaded, SourceMap, TableSpans, load_file, load_str};
 pub use method::*;
 pub use model::*;
-pub use validate::{dns_name_problem, validate};
+pub use validate::{
+    NegotiationFinding, dns_name_problem, negotiation_findings, negotiation_is_valid, validate,
+};

@@ -26,7 +26,7 @@ use std::collections::HashMap;
 
 use super::load::{Loaded, TableSpans};
 use super::method::methods;
-use super::model::{Diagnostic, Partner, Position, Setting, Severity};
+use super::model::{Diagnostic, Negotiation, Partner, Position, Setting, Severity};
 
 /// Every diagnostic the set deserves (errors and warnings), sorted by position.
 pub fn validate(loaded: &Loaded) -> Vec<Diagnostic> {
@@ -197,47 +197,16 @@ impl Validator<'_> {
 
     /// E1, E2, W1, W2: the TLS/SASL/Dialback combination.
     fn negotiation(&mut self, partner: &Partner, spans: &TableSpans) {
-        let n = partner.negotiation;
-        let (tls, sasl, dialback) = (n.tls, n.sasl, n.dialback);
         let who = Some(partner.domain.as_str());
-        let settings = format!("tls = {tls}, sasl = {sasl}, dialback = {dialback}");
-        if sasl.enabled() && tls == Setting::NotSupported {
-            let message = format!("SASL requires TLS: sasl = {sasl} while tls = not-supported");
+        for f in negotiation_findings(partner.negotiation) {
             self.push(
-                "E1",
-                Severity::Error,
-                spans.field("sasl"),
+                f.code,
+                f.severity,
+                spans.field(f.field),
                 who,
-                "sasl",
-                message,
+                f.field,
+                f.message,
             );
-        }
-        if methods(n).is_empty() {
-            let message = format!(
-                "SASL or Dialback must be enabled: {settings} admits no authentication method"
-            );
-            let at = spans.field("dialback");
-            self.push("E2", Severity::Error, at, who, "dialback", message);
-        }
-        if tls == Setting::Optional && sasl.enabled() {
-            let message = format!(
-                "SASL requires TLS; TLS optional may make negotiation fail (tls = optional, sasl = {sasl})"
-            );
-            self.push(
-                "W1",
-                Severity::Warning,
-                spans.field("tls"),
-                who,
-                "tls",
-                message,
-            );
-        }
-        if tls == Setting::Required && sasl == Setting::Required && dialback {
-            let message = "Dialback will not operate when both TLS and SASL are required \
-                           (tls = required, sasl = required, dialback = true)"
-                .to_string();
-            let at = spans.field("dialback");
-            self.push("W2", Severity::Warning, at, who, "dialback", message);
         }
     }
 
@@ -317,4 +286,61 @@ fn duplicate_message(first: &Entry<'_>, again: &Entry<'_>) -> String {
             first.partner.unwrap_or("?")
         ),
     }
+}
+
+/// One finding about a TLS/SASL/Dialback combination, before it is placed in
+/// a file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NegotiationFinding {
+    pub code: &'static str,
+    pub severity: Severity,
+    /// The field the diagnostic points at.
+    pub field: &'static str,
+    pub message: String,
+}
+
+/// The E1, E2, W1 and W2 rules of SPEC §3 for one combination: a pure
+/// function of the three settings, shared by file validation and the matrix.
+pub fn negotiation_findings(n: Negotiation) -> Vec<NegotiationFinding> {
+    let (tls, sasl, dialback) = (n.tls, n.sasl, n.dialback);
+    let mut out = Vec::new();
+    let mut push = |code, severity, field, message: String| {
+        out.push(NegotiationFinding {
+            code,
+            severity,
+            field,
+            message,
+        })
+    };
+    if sasl.enabled() && tls == Setting::NotSupported {
+        let message = format!("SASL requires TLS: sasl = {sasl} while tls = not-supported");
+        push("E1", Severity::Error, "sasl", message);
+    }
+    if methods(n).is_empty() {
+        let message = format!(
+            "SASL or Dialback must be enabled: tls = {tls}, sasl = {sasl}, dialback = {dialback} \
+             admits no authentication method"
+        );
+        push("E2", Severity::Error, "dialback", message);
+    }
+    if tls == Setting::Optional && sasl.enabled() {
+        let message = format!(
+            "SASL requires TLS; TLS optional may make negotiation fail (tls = optional, sasl = {sasl})"
+        );
+        push("W1", Severity::Warning, "tls", message);
+    }
+    if tls == Setting::Required && sasl == Setting::Required && dialback {
+        let message = "Dialback will not operate when both TLS and SASL are required \
+                       (tls = required, sasl = required, dialback = true)"
+            .to_string();
+        push("W2", Severity::Warning, "dialback", message);
+    }
+    out
+}
+
+/// Whether a configuration with these settings can be saved (no E-code).
+pub fn negotiation_is_valid(n: Negotiation) -> bool {
+    negotiation_findings(n)
+        .iter()
+        .all(|f| f.severity != Severity::Error)
 }

@@ -1,0 +1,220 @@
+//! `scenarios/matrix.toml`: the matrix as data, expanded into cases.
+
+use std::path::Path;
+
+use serde::Deserialize;
+
+use super::case::{Case, CaseKind, config_id, pairing_id};
+use crate::oracle::{CertVariant, Direction, DnsVariant, Pairing};
+use crate::partner::{Method, Negotiation, Setting, methods, negotiation_is_valid};
+
+/// The parsed matrix file.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MatrixSpec {
+    #[serde(rename = "family", default)]
+    pub families: Vec<Family>,
+    pub config: Option<ConfigFamily>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct Family {
+    pub name: String,
+    pub description: String,
+    pub targets: Selection,
+    pub peers: Option<Selection>,
+    pub peer_clear: Option<String>,
+    pub peer_tls_required: Option<String>,
+    pub certs: Selection,
+    pub dns: Selection,
+    pub directions: Vec<Direction>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConfigFamily {
+    pub description: String,
+    pub rows: String,
+}
+
+/// A named selection (`"valid"`, `"all"`, ...) or an explicit list.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub enum Selection {
+    Named(String),
+    List(Vec<String>),
+}
+
+/// Reads and checks `scenarios/matrix.toml`; errors name the file and line.
+pub fn load_matrix(path: &Path) -> Result<MatrixSpec, String> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    parse_matrix(&text, &path.display().to_string())
+}
+
+pub fn parse_matrix(text: &str, file: &str) -> Result<MatrixSpec, String> {
+    let spec: MatrixSpec = toml::from_str(text).map_err(|e| {
+        let line = e
+            .span()
+            .map(|s| text[..s.start.min(text.len())].lines().count().max(1))
+            .unwrap_or(0);
+        format!("{file}:{line}: {}", e.message())
+    })?;
+    // Expanding once checks every name and code.
+    expand(&spec).map_err(|e| format!("{file}: {e}"))?;
+    Ok(spec)
+}
+
+/// Every case of the matrix, in file order. Families overlap (the plain
+/// family already holds `valid`/`srv` pairings the certificate and DNS
+/// families would repeat); a case belongs to the first family that names it.
+pub fn expand(spec: &MatrixSpec) -> Result<Vec<Case>, String> {
+    let mut cases = Vec::new();
+    for family in &spec.families {
+        expand_family(family, &mut cases)?;
+    }
+    let mut seen = std::collections::HashSet::new();
+    cases.retain(|c: &Case| seen.insert(c.id.clone()));
+    if let Some(config) = &spec.config {
+        if config.rows != "invalid" {
+            return Err(format!(
+                "config rows `{}`: only \"invalid\" is known",
+                config.rows
+            ));
+        }
+        for n in Negotiation::all().filter(|n| !negotiation_is_valid(*n)) {
+            cases.push(Case {
+                id: config_id(n),
+                family: "config".into(),
+                description: format!(
+                    "the target must refuse tls = {}, sasl = {}, dialback = {}",
+                    n.tls, n.sasl, n.dialback
+                ),
+                kind: CaseKind::Config(n),
+            });
+        }
+    }
+    Ok(cases)
+}
+
+fn expand_family(f: &Family, out: &mut Vec<Case>) -> Result<(), String> {
+    let targets = select_targets(&f.targets).map_err(|e| format!("family {}: {e}", f.name))?;
+    let certs: Vec<CertVariant> =
+        select_variants(&f.certs).map_err(|e| format!("family {}: {e}", f.name))?;
+    let dns: Vec<DnsVariant> =
+        select_variants(&f.dns).map_err(|e| format!("family {}: {e}", f.name))?;
+    for &direction in &f.directions {
+        for &target in &targets {
+            let peers = peers_for(f, target).map_err(|e| format!("family {}: {e}", f.name))?;
+            for &peer in &peers {
+                for &cert in &certs {
+                    for &dns in &dns {
+                        let pairing = Pairing {
+                            target,
+                            peer,
+                            direction,
+                            cert,
+                            dns,
+                        };
+                        out.push(Case {
+                            id: pairing_id(&pairing),
+                            family: f.name.clone(),
+                            description: describe(&pairing),
+                            kind: CaseKind::Pairing(pairing),
+                        });
+                    }
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+fn describe(p: &Pairing) -> String {
+    let who = match p.direction {
+        Direction::Inbound => "peer connects to target",
+        Direction::Outbound => "target connects to peer",
+    };
+    format!(
+        "{who}; target tls={} sasl={} dialback={}; peer tls={} sasl={} dialback={}; cert {}; dns {}",
+        p.target.tls,
+        p.target.sasl,
+        p.target.dialback,
+        p.peer.tls,
+        p.peer.sasl,
+        p.peer.dialback,
+        p.cert,
+        p.dns
+    )
+}
+
+fn code(c: &str) -> Result<Negotiation, String> {
+    Negotiation::from_code(c).ok_or_else(|| format!("`{c}` is not a <T><S><D> code such as RO1"))
+}
+
+fn select_targets(s: &Selection) -> Result<Vec<Negotiation>, String> {
+    let valid = || Negotiation::all().filter(|n| negotiation_is_valid(*n));
+    match s {
+        Selection::Named(name) => match name.as_str() {
+            "valid" => Ok(valid().collect()),
+            "with-tls" => Ok(valid().filter(|n| n.tls != Setting::NotSupported).collect()),
+            "admitting-dialback" => Ok(valid()
+                .filter(|n| {
+                    let m = methods(*n);
+                    m.contains(Method::TlsDialback) || m.contains(Method::TcpDialback)
+                })
+                .collect()),
+            "all" => Ok(Negotiation::all().collect()),
+            other => Err(format!("unknown target selection `{other}`")),
+        },
+        Selection::List(codes) => codes.iter().map(|c| code(c)).collect(),
+    }
+}
+
+fn peers_for(f: &Family, target: Negotiation) -> Result<Vec<Negotiation>, String> {
+    match (&f.peers, &f.peer_clear, &f.peer_tls_required) {
+        (Some(Selection::Named(n)), None, None) if n == "all" => Ok(Negotiation::all().collect()),
+        (Some(Selection::List(codes)), None, None) => codes.iter().map(|c| code(c)).collect(),
+        (None, Some(clear), Some(tls)) => {
+            let pick = if target.tls == Setting::Required {
+                tls
+            } else {
+                clear
+            };
+            Ok(vec![code(pick)?])
+        }
+        _ => Err(
+            "give either `peers` (\"all\" or a list) or both `peer-clear` and `peer-tls-required`"
+                .into(),
+        ),
+    }
+}
+
+fn select_variants<V>(s: &Selection) -> Result<Vec<V>, String>
+where
+    V: Copy + std::str::FromStr<Err = String> + AllVariants,
+{
+    match s {
+        Selection::Named(n) if n == "all" => Ok(V::all().to_vec()),
+        Selection::Named(n) => Err(format!("unknown selection `{n}` (a list or \"all\")")),
+        Selection::List(names) => names.iter().map(|n| n.parse::<V>()).collect(),
+    }
+}
+
+/// The variants a selection of "all" stands for.
+trait AllVariants: Sized + 'static {
+    fn all() -> &'static [Self];
+}
+
+impl AllVariants for CertVariant {
+    fn all() -> &'static [Self] {
+        &CertVariant::ALL
+    }
+}
+
+impl AllVariants for DnsVariant {
+    fn all() -> &'static [Self] {
+        DnsVariant::ALL
+    }
+}
