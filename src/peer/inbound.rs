@@ -94,11 +94,9 @@ impl Inbound {
             });
             let ours = &self.ctx.profile.domain;
             self.id = wire::stream_id();
-            let reply = wire::s2s_header(
-                ours,
-                header.from.as_deref().unwrap_or_default(),
-                Some(self.id.clone()),
-            );
+            let mut reply = wire::s2s_header(ours, "", Some(self.id.clone()));
+            // RFC 6120 §4.7.2: `to` mirrors the initiator's `from`, omitted without one.
+            reply.to = header.from.clone();
             self.stream
                 .send_header(&reply)
                 .await
@@ -243,16 +241,18 @@ impl Inbound {
         {
             return self.sasl_failure(authzid, "invalid-authzid").await;
         }
-        self.stream
-            .send(&sasl::success())
-            .await
-            .map_err(wire::send_failure)?;
+        // Events are logged before the answer goes out, so whoever reads the
+        // answer finds the event already there.
         self.log(ServerEvent::Sasl {
             stream: self.no,
             authzid,
             outcome: SaslOutcome::Success,
         });
         self.authenticate(from, Method::SaslOverTls);
+        self.stream
+            .send(&sasl::success())
+            .await
+            .map_err(wire::send_failure)?;
         // RFC 6120 §6.4.6: a new stream follows on the same connection.
         self.stream.restart().map_err(|_| StepFailure::Closed)?;
         Ok(Next::Restart)
@@ -263,10 +263,6 @@ impl Inbound {
         authzid: Option<String>,
         condition: &str,
     ) -> Result<Next, StepFailure> {
-        self.stream
-            .send(&sasl::failure(condition))
-            .await
-            .map_err(wire::send_failure)?;
         self.log(ServerEvent::Sasl {
             stream: self.no,
             authzid,
@@ -274,6 +270,10 @@ impl Inbound {
                 condition: condition.to_owned(),
             },
         });
+        self.stream
+            .send(&sasl::failure(condition))
+            .await
+            .map_err(wire::send_failure)?;
         // The stream stays open: the initiator may fall back to dialback (XEP-0178 §3).
         Ok(Next::Continue)
     }
@@ -337,7 +337,6 @@ impl Inbound {
             }
         };
         let reply = answer_element(&handled.answer, &db.to, &db.from);
-        self.stream.send(&reply).await.map_err(wire::send_failure)?;
         let valid = handled.answer == DialbackOutcome::Valid;
         self.log(ServerEvent::Dialback {
             stream: self.no,
@@ -347,6 +346,7 @@ impl Inbound {
         if valid {
             self.authenticate(db.from.to_ascii_lowercase(), dialback_method(tls));
         }
+        self.stream.send(&reply).await.map_err(wire::send_failure)?;
         Ok(Next::Continue)
     }
 
@@ -365,14 +365,10 @@ impl Inbound {
                     }),
             ),
         };
-        if let Some(valid) = valid {
+        let answer = valid.map(|valid| {
             let id = db.id.clone().unwrap_or_default();
-            let answer = dialback::verify_answer(&db.to, &db.from, &id, valid);
-            self.stream
-                .send(&answer)
-                .await
-                .map_err(wire::send_failure)?;
-        }
+            dialback::verify_answer(&db.to, &db.from, &id, valid)
+        });
         self.log(ServerEvent::Verify {
             stream: self.no,
             tls: self.stream.is_tls(),
@@ -381,37 +377,49 @@ impl Inbound {
             id: db.id,
             answered: valid,
         });
+        if let Some(answer) = answer {
+            self.stream
+                .send(&answer)
+                .await
+                .map_err(wire::send_failure)?;
+        }
         Ok(Next::Continue)
     }
 
     async fn stanza(&mut self, e: Element) -> Result<Next, StepFailure> {
+        // Checked in this order so that the most serious fault is the one
+        // reported: unauthenticated, then addressing, then a foreign `from`.
+        let refusal = if self.authenticated.is_empty() {
+            // RFC 6120 §8.1.1.1 / SPEC §4.1: nothing before authentication.
+            Some((ViolationKind::UnauthenticatedStanza, "not-authorized"))
+        } else if e.attr("from").is_none() || e.attr("to").is_none() {
+            // RFC 6120 §8.1.1.1, §8.1.2.1: S2S stanzas carry both addresses.
+            Some((ViolationKind::ImproperAddressing, "improper-addressing"))
+        } else {
+            None
+        };
+        if let Some((kind, condition)) = refusal {
+            self.violation(kind, Some(&e));
+            return self.refuse(condition).await.map(|()| Next::Stop);
+        }
         let domain = stanza::domain_of(e.attr("from").unwrap_or_default());
         let auth = self
             .authenticated
             .iter()
             .find(|(d, _)| *d == domain)
             .cloned();
-        match auth {
-            Some((domain, method)) => {
-                self.log(ServerEvent::Stanza {
-                    stream: self.no,
-                    tls: self.stream.is_tls(),
-                    method,
-                    domain,
-                    stanza: ElementSeen::from(&e),
-                });
-                Ok(Next::Continue)
-            }
-            None if self.authenticated.is_empty() => {
-                // RFC 6120 §8.1.1.1 / SPEC §4.1: nothing before authentication.
-                self.violation(ViolationKind::UnauthenticatedStanza, Some(&e));
-                self.refuse("not-authorized").await.map(|()| Next::Stop)
-            }
-            None => {
-                self.violation(ViolationKind::InvalidFrom, Some(&e));
-                self.refuse("invalid-from").await.map(|()| Next::Stop)
-            }
-        }
+        let Some((domain, method)) = auth else {
+            self.violation(ViolationKind::InvalidFrom, Some(&e));
+            return self.refuse("invalid-from").await.map(|()| Next::Stop);
+        };
+        self.log(ServerEvent::Stanza {
+            stream: self.no,
+            tls: self.stream.is_tls(),
+            method,
+            domain,
+            stanza: ElementSeen::from(&e),
+        });
+        Ok(Next::Continue)
     }
 
     fn authenticate(&mut self, domain: String, method: Method) {

@@ -316,7 +316,10 @@ impl Run<'_> {
                 self.report.stream_error = Some(condition.clone());
                 self.report.target_closed = true;
             }
-            StepFailure::Closed => self.report.target_closed = true,
+            // A broken connection (reset, broken pipe) ended the stream too.
+            StepFailure::Closed | StepFailure::Io { .. } if stage != Stage::Connect => {
+                self.report.target_closed = true
+            }
             _ => {}
         }
         self.note(format!("peer stops at {stage:?}: {failure:?}"));

@@ -191,7 +191,7 @@ pub struct InitiatorReport {
     pub gave_up: Option<GiveUp>,
     /// A stream error the target sent, if any.
     pub stream_error: Option<String>,
-    /// The target ended the stream.
+    /// The target ended the stream (closing tag, EOF or a broken connection).
     pub target_closed: bool,
     pub failure: Option<Failed>,
 }
@@ -248,6 +248,8 @@ pub enum ViolationKind {
     UnauthenticatedStanza,
     /// A stanza whose `from` domain is not the authenticated one.
     InvalidFrom,
+    /// A stanza without `from` or `to`.
+    ImproperAddressing,
     /// `db:result` where the peer offers no dialback for the stream state.
     DialbackNotOffered,
     /// SASL `<auth/>` where the peer offers no such mechanism.

@@ -9,7 +9,7 @@ use tokio::time::Instant;
 use crate::stream::{StreamError, XmppStream};
 use crate::tls::{self, Recorder, Transport};
 use crate::xml::header::stream_error_condition;
-use crate::xml::{Element, Event, NsContext, ReadError, StreamHeader};
+use crate::xml::{Element, Event, NsContext, ReadError, StreamHeader, XmlError};
 
 use super::PeerError;
 use super::observe::StepFailure;
@@ -43,6 +43,8 @@ pub(crate) async fn next(stream: &mut XmppStream, wait: Duration) -> Result<Got,
             }
             Ok(Event::End | Event::Eof) => return Err(StepFailure::Closed),
             Err(ReadError::Timeout) => return Err(StepFailure::Timeout),
+            // A reset connection is the transport's failure, not bad XML.
+            Err(ReadError::Xml(XmlError::Io(detail))) => return Err(StepFailure::Io { detail }),
             Err(ReadError::Xml(e)) => {
                 return Err(StepFailure::Xml {
                     condition: e.condition().to_owned(),
