@@ -153,7 +153,7 @@ async fn oo1_to_oo1_uses_sasl_external_and_delivers_a_message() {
     r.initiated.send_stanza(&message).await.expect("send");
     let seen = r
         .b_server
-        .wait_for(WAIT, |e| matches!(e, ServerEvent::Stanza { .. }))
+        .wait_for_stanza(WAIT, |s| s.id.as_deref() == Some("m1"))
         .await;
     match seen {
         Some(ServerEvent::Stanza {

@@ -221,6 +221,8 @@ pub struct ElementSeen {
     pub ty: Option<String>,
     /// With every namespace explicit.
     pub xml: String,
+    /// The element itself, for predicates. Not serialised (`xml` is); after
+    /// deserialising it is empty — use `Element::parse(&xml)` if needed.
     #[serde(skip)]
     pub element: Element,
 }
@@ -337,7 +339,9 @@ pub enum ServerEvent {
     /// The stream ended.
     Closed {
         stream: u32,
-        /// `None` when the target closed it; otherwise why the peer did.
+        /// `None` when it ended without a failure: the target closed it, or
+        /// the peer refused it (a `Refused` event precedes). Otherwise why the
+        /// peer stopped (timeout, bad XML, broken connection).
         failure: Option<StepFailure>,
     },
 }

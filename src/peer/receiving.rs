@@ -14,7 +14,7 @@ use tokio::time::Instant;
 
 use super::PeerError;
 use super::inbound;
-use super::observe::ServerEvent;
+use super::observe::{ElementSeen, ServerEvent};
 use super::profile::{PeerEnv, PeerProfile};
 
 /// Where the target listens and which domain it is: where a receiving peer
@@ -146,6 +146,19 @@ impl PeerServer {
                 _ => return self.log.find(&pred),
             }
         }
+    }
+
+    /// The first stanza received on an authenticated stream that matches `pred`.
+    pub async fn wait_for_stanza(
+        &self,
+        wait: Duration,
+        pred: impl Fn(&ElementSeen) -> bool,
+    ) -> Option<ServerEvent> {
+        self.wait_for(
+            wait,
+            |e| matches!(e, ServerEvent::Stanza { stanza, .. } if pred(stanza)),
+        )
+        .await
     }
 
     /// Stops accepting, aborts every connection task and waits for them.
