@@ -15,6 +15,7 @@ pub mod dns;
 pub mod features;
 pub mod oracle;
 pub mod partner;
+pub mod peer;
 pub mod pki;
 pub mod refproxy;
 pub mod sasl;

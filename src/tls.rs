@@ -471,3 +471,23 @@ pub fn check_peer(verification: &Verification, domain: &str) -> PeerCheck {
         identity,
     }
 }
+
+/// A server (receiving side) config for one connection that asks for no
+/// client certificate at all: for a receiving server that never uses SASL
+/// EXTERNAL and so has no reason to request one.
+pub fn server_config_no_client_auth(
+    server_cert: &Leaf,
+    transport: Transport,
+) -> Result<Arc<ServerConfig>, TlsError> {
+    let mut config = ServerConfig::builder_with_provider(provider())
+        .with_protocol_versions(PROTOCOL_VERSIONS)?
+        .with_no_client_auth()
+        .with_single_cert(
+            server_cert.chain_der.clone(),
+            server_cert.key_der.clone_key(),
+        )?;
+    config.session_storage = Arc::new(NoServerSessionStorage {});
+    config.send_tls13_tickets = 0;
+    config.alpn_protocols = alpn(transport);
+    Ok(Arc::new(config))
+}
