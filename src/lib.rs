@@ -18,6 +18,7 @@ pub mod partner;
 pub mod peer;
 pub mod pki;
 pub mod refproxy;
+pub mod report;
 pub mod sasl;
 pub mod scenario;
 pub mod stanza;

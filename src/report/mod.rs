@@ -1,0 +1,152 @@
+//! Verdicts and reports: the plain data a run produces, and its renderings
+//! (`report.json`, `junit.xml`, a summary table).
+
+use serde::{Deserialize, Serialize};
+
+use crate::stream::Entry;
+
+/// Version of the `report.json` schema (documented in `docs/report-schema.md`).
+pub const SCHEMA: &str = "s2spec-report/1";
+
+/// The judgement of one case.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Verdict {
+    Pass,
+    /// Only SHOULD-level deviations.
+    NonStrict,
+    /// The target cannot express the configuration; the reason is given.
+    NotApplicable,
+    Fail,
+    /// The harness or the environment broke; never counted as a pass.
+    Error,
+}
+
+impl Verdict {
+    pub const ALL: [Verdict; 5] = [
+        Verdict::Pass,
+        Verdict::NonStrict,
+        Verdict::NotApplicable,
+        Verdict::Fail,
+        Verdict::Error,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Verdict::Pass => "pass",
+            Verdict::NonStrict => "non-strict",
+            Verdict::NotApplicable => "not-applicable",
+            Verdict::Fail => "fail",
+            Verdict::Error => "error",
+        }
+    }
+}
+
+impl std::fmt::Display for Verdict {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// What the oracle said must happen.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Expected {
+    /// `SASL over TLS`, `TLS Dialback`, `TCP Dialback` or `refused`; for a
+    /// configuration case, `configuration refused`.
+    pub outcome: String,
+    pub tls: bool,
+    pub rationale: String,
+    pub refs: Vec<String>,
+}
+
+/// What the harness saw, classified from the transcript.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Observed {
+    pub outcome: String,
+    pub tls: bool,
+    /// Short facts that decided the classification, e.g. `echo received`.
+    pub facts: Vec<String>,
+}
+
+/// One case's result.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CaseResult {
+    pub id: String,
+    pub family: String,
+    pub description: String,
+    pub verdict: Verdict,
+    pub expected: Option<Expected>,
+    pub observed: Option<Observed>,
+    /// Why the verdict is not a plain pass: each failed check with the
+    /// requirement it rests on, or the error / not-applicable reason.
+    pub messages: Vec<String>,
+    pub duration_ms: u64,
+    pub transcript: Vec<Entry>,
+}
+
+/// Which target was tested, how.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RunInfo {
+    pub s2spec_version: String,
+    /// `reference`, `external`, ...
+    pub target: String,
+    /// Fault switches of the reference target, if any.
+    pub faults: Vec<String>,
+    /// The oracle's policy profile (SPEC §4.4).
+    pub policy: String,
+    /// RFC 3339 timestamps.
+    pub started: String,
+    pub finished: String,
+    pub duration_ms: u64,
+}
+
+/// Counts per verdict.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Summary {
+    pub total: usize,
+    pub pass: usize,
+    pub non_strict: usize,
+    pub not_applicable: usize,
+    pub fail: usize,
+    pub error: usize,
+}
+
+impl Summary {
+    pub fn of(cases: &[CaseResult]) -> Summary {
+        let mut s = Summary {
+            total: cases.len(),
+            ..Summary::default()
+        };
+        for c in cases {
+            *match c.verdict {
+                Verdict::Pass => &mut s.pass,
+                Verdict::NonStrict => &mut s.non_strict,
+                Verdict::NotApplicable => &mut s.not_applicable,
+                Verdict::Fail => &mut s.fail,
+                Verdict::Error => &mut s.error,
+            } += 1;
+        }
+        s
+    }
+}
+
+/// A whole run.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Report {
+    pub schema: String,
+    pub run: RunInfo,
+    pub summary: Summary,
+    pub cases: Vec<CaseResult>,
+}
+
+impl Report {
+    pub fn new(run: RunInfo, mut cases: Vec<CaseResult>) -> Report {
+        cases.sort_by(|a, b| a.id.cmp(&b.id));
+        Report {
+            schema: SCHEMA.to_string(),
+            summary: Summary::of(&cases),
+            run,
+            cases,
+        }
+    }
+}
