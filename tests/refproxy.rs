@@ -265,6 +265,56 @@ fn dialback_is_refused_when_disabled_for_the_partner() {
     });
 }
 
+#[test]
+fn tls_dialback_works_both_ways_and_its_key_never_travels_in_clear_text() {
+    run(async {
+        let (d, clear) = ("tlsdb.test", "tlsdb-clear.test");
+        let dns = dns().await;
+        let partners = [
+            partner(d, "federated", "RN1", ""),
+            partner(clear, "federated", "RN1", ""),
+        ];
+        let proxy = proxy(&dns, &partners, Faults::none()).await;
+        let mut peer = PeerServer::start(&dns, d, Profile::TLS_DIALBACK, Some(proxy.addr())).await;
+        let mut i = Initiator::connect(&proxy, d).await;
+        i.open().await;
+        let f = i.starttls(leaf(d, CertVariant::Valid).as_deref()).await;
+        assert!(f.dialback && f.mechanisms.is_empty(), "{f:?}");
+        let answer = i.db_result(None).await;
+        assert_eq!(answer.ty.as_deref(), Some("valid"), "{answer:?}");
+        let verify = peer.wait(|e| e.is(NS_DB, "verify")).await;
+        assert!(verify.tls, "db:verify went out in clear text");
+        i.send(&message("bob@tlsdb.test", "alice@target.test", "tls"))
+            .await;
+        let result = peer.wait(|e| e.is(NS_DB, "result")).await;
+        assert!(result.tls, "outbound dialback in clear text");
+        let echo = peer.wait(|e| e.name == "message").await;
+        assert!(echo.tls);
+        let events = proxy.events();
+        assert!(events.contains(&ProxyEvent::InboundAuthenticated {
+            remote: d.into(),
+            method: Method::TlsDialback
+        }));
+        assert!(events.contains(&ProxyEvent::OutboundAuthenticated {
+            remote: d.into(),
+            method: Method::TlsDialback
+        }));
+
+        // The authoritative server of a TLS-required partner offers no
+        // STARTTLS: the proxy must not send it the key in clear text.
+        let mut peer =
+            PeerServer::start(&dns, clear, Profile::DIALBACK_ONLY, Some(proxy.addr())).await;
+        let mut i = Initiator::connect(&proxy, clear).await;
+        i.open().await;
+        i.starttls(leaf(clear, CertVariant::Valid).as_deref()).await;
+        let answer = i.db_result(None).await;
+        assert_eq!(answer.ty.as_deref(), Some("error"), "{answer:?}");
+        peer.wait(|e| e.is(NS_TEST, "closed")).await;
+        assert_eq!(peer.received_content(), Vec::<String>::new());
+        proxy.shutdown().await;
+    });
+}
+
 // ---------------------------------------------------------------------------
 // 4. STARTTLS stripping, outbound
 

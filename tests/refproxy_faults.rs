@@ -274,8 +274,7 @@ fn fault_ignore_required_tls_inbound() {
             let d = "f-irti.test";
             let dns = dns().await;
             let proxy = proxy(&dns, &[partner(d, "federated", "RN1", "")], f).await;
-            let _peer =
-                PeerServer::start(&dns, d, Profile::DIALBACK_ONLY, Some(proxy.addr())).await;
+            let _peer = PeerServer::start(&dns, d, Profile::TLS_DIALBACK, Some(proxy.addr())).await;
             let mut i = Initiator::connect(&proxy, d).await;
             let pre = i.open().await;
             assert_eq!(pre.starttls, Some(true));

@@ -378,6 +378,11 @@ impl Profile {
         external: false,
         dialback: true,
     };
+    pub const TLS_DIALBACK: Profile = Profile {
+        starttls: Some(false),
+        external: false,
+        dialback: true,
+    };
     pub const ALL: Profile = Profile {
         starttls: Some(false),
         external: true,
