@@ -220,6 +220,21 @@ fn tcp_dialback_is_verified_with_the_authoritative_server_and_the_message_is_ech
             "hello"
         );
 
+        // XEP-0199: a ping to the domain is answered over the same outbound stream.
+        let ping = s2spec::xml::Element::new(NS_SERVER, "iq")
+            .with_attr("from", "bob@db-ok.test/home")
+            .with_attr("to", "target.test")
+            .with_attr("type", "get")
+            .with_attr("id", "ping-1")
+            .with_child(s2spec::xml::Element::new("urn:xmpp:ping", "ping"));
+        i.send(&ping).await;
+        let pong = peer.wait(|e| e.name == "iq").await;
+        assert_eq!(pong.conn, result.conn);
+        assert_eq!(pong.element.attr("type"), Some("result"));
+        assert_eq!(pong.element.attr("id"), Some("ping-1"));
+        assert_eq!(pong.element.attr("to"), Some("bob@db-ok.test/home"));
+        assert_eq!(pong.element.attr("from"), Some("target.test"));
+
         let events = proxy.events();
         assert!(events.contains(&ProxyEvent::InboundAuthenticated {
             remote: d.into(),
@@ -518,6 +533,24 @@ fn stream_headers_and_addressing_are_checked() {
         assert_eq!(
             second.stream_error().await.as_deref(),
             Some("policy-violation")
+        );
+        proxy.shutdown().await;
+    });
+}
+
+#[test]
+fn the_global_connection_limit_answers_resource_constraint() {
+    run(async {
+        let dns = dns().await;
+        let partners = [partner("glob.test", "federated", "NN1", "")];
+        let proxy = proxy_with(&dns, &partners, Faults::none(), 1).await;
+        let mut first = Initiator::connect(&proxy, "glob.test").await;
+        first.open().await;
+        let mut second = Initiator::connect(&proxy, "glob.test").await;
+        second.send_header().await;
+        assert_eq!(
+            second.stream_error().await.as_deref(),
+            Some("resource-constraint")
         );
         proxy.shutdown().await;
     });
