@@ -54,7 +54,10 @@ pub fn dialback_allowed(n: Negotiation, tls: bool, faults: &Faults) -> bool {
     if methods(n).contains(dialback_method(tls)) {
         return true;
     }
-    if faults.has(Fault::AcceptDialbackWhenDisabled) && n.dialback {
+    // The fault disregards the dialback setting and the W2 rule (no dialback
+    // when TLS and SASL are both required), but not a TLS requirement: clear
+    // text for such a partner is `ignore-required-tls-inbound`'s deviation.
+    if faults.has(Fault::AcceptDialbackWhenDisabled) && (tls || n.tls != Setting::Required) {
         return true;
     }
     // A partner that requires TLS but also admits dialback on TLS streams.
@@ -209,6 +212,11 @@ mod tests {
         assert!(!offer(n("OO0"), CLEAR, &none).dialback);
         let lax: Faults = [Fault::IgnoreRequiredTlsInbound].into_iter().collect();
         assert!(offer(n("RN1"), CLEAR, &lax).dialback);
+        let off: Faults = [Fault::AcceptDialbackWhenDisabled].into_iter().collect();
+        assert!(dialback_allowed(n("OO0"), false, &off));
+        assert!(dialback_allowed(n("RR1"), true, &off));
+        assert!(!dialback_allowed(n("RR0"), false, &off));
+        assert!(!dialback_allowed(n("RN1"), false, &off));
     }
 
     #[test]
