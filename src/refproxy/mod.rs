@@ -274,6 +274,16 @@ impl RefProxy {
         Ok(())
     }
 
+    /// Whether this proxy would accept `partners`, without applying it: the
+    /// error codes when it would refuse (SPEC §3).
+    pub fn check_config(&self, partners: &Loaded) -> Result<(), Vec<String>> {
+        match settings_from(partners, Faults::none()) {
+            Ok(_) => Ok(()),
+            Err(StartError::Invalid(d)) => Err(d.into_iter().map(|d| d.code).collect()),
+            Err(other) => Err(vec![other.to_string()]),
+        }
+    }
+
     /// Makes a local user send a stanza (its `from` must be a local JID): the
     /// outbound trigger. A presence subscription request also authorises the
     /// remote user for `public-unverified` partners (SPEC §7).

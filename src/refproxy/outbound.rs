@@ -46,6 +46,10 @@ async fn run_link(shared: Arc<Shared>, key: Key, mut rx: mpsc::UnboundedReceiver
     // Outbound, only configured partners are reached (no stand-in here).
     let Some(partner) = settings.partners.partner_for(&remote).cloned() else {
         let reason = format!("{remote} is not a federation partner");
+        shared.record(ProxyEvent::OutboundFailed {
+            remote: remote.clone(),
+            reason: reason.clone(),
+        });
         return close_link(&shared, &key, rx, &reason);
     };
     match establish(&shared, &partner, &local, &remote).await {

@@ -13,6 +13,12 @@ pub enum CaseKind {
     Pairing(Pairing),
     /// The target must refuse this (invalid) configuration.
     Config(Negotiation),
+    /// A peer whose domain matches no partner configuration: every stream
+    /// with it must be refused (SPEC §2).
+    Stranger {
+        direction: Direction,
+        peer: Negotiation,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -59,5 +65,19 @@ pub fn peer_domain(p: &Pairing) -> String {
         },
         p.cert,
         p.dns
+    )
+}
+
+/// `matrix/<in|out>/t-none/p-<TSD>/valid/srv`: the target has no partner
+/// configuration for the peer.
+pub fn stranger_id(direction: Direction, peer: Negotiation) -> String {
+    format!("matrix/{direction}/t-none/p-{}/valid/srv", peer.code())
+}
+
+/// The stranger's domain: like a case domain, but configured nowhere.
+pub fn stranger_domain(direction: Direction, peer: Negotiation) -> String {
+    format!(
+        "p-{}.stranger.{direction}.{CASE_ZONE}",
+        peer.code().to_ascii_lowercase()
     )
 }

@@ -4,7 +4,7 @@ use std::path::Path;
 
 use serde::Deserialize;
 
-use super::case::{Case, CaseKind, config_id, pairing_id};
+use super::case::{Case, CaseKind, config_id, pairing_id, stranger_id};
 use crate::oracle::{CertVariant, Direction, DnsVariant, Pairing};
 use crate::partner::{Method, Negotiation, Setting, methods, negotiation_is_valid};
 
@@ -15,6 +15,15 @@ pub struct MatrixSpec {
     #[serde(rename = "family", default)]
     pub families: Vec<Family>,
     pub config: Option<ConfigFamily>,
+    pub stranger: Option<StrangerFamily>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StrangerFamily {
+    pub description: String,
+    pub peers: Vec<String>,
+    pub directions: Vec<Direction>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -76,6 +85,26 @@ pub fn expand(spec: &MatrixSpec) -> Result<Vec<Case>, String> {
     }
     let mut seen = std::collections::HashSet::new();
     cases.retain(|c: &Case| seen.insert(c.id.clone()));
+    if let Some(stranger) = &spec.stranger {
+        for &direction in &stranger.directions {
+            for c in &stranger.peers {
+                let peer = code(c).map_err(|e| format!("stranger: {e}"))?;
+                cases.push(Case {
+                    id: stranger_id(direction, peer),
+                    family: "stranger".into(),
+                    description: format!(
+                        "a peer ({}) whose domain matches no partner configuration, {}: refused",
+                        peer.code(),
+                        match direction {
+                            Direction::Inbound => "connecting to the target",
+                            Direction::Outbound => "addressed by a local user",
+                        }
+                    ),
+                    kind: CaseKind::Stranger { direction, peer },
+                });
+            }
+        }
+    }
     if let Some(config) = &spec.config {
         if config.rows != "invalid" {
             return Err(format!(

@@ -1,0 +1,434 @@
+//! The conformance engine: starts the shared services of a run (PKI, mock
+//! DNS, the target with a partner set generated from the cases), plays each
+//! case on real sockets and judges it.
+
+pub mod judge;
+pub mod network;
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::sync::Semaphore;
+
+use crate::dns::{MockDns, Zone};
+use crate::oracle::{Direction, DnsVariant, Pairing, Policy, expect};
+use crate::partner::{Negotiation, load_str};
+use crate::peer::{PeerEnv, PeerProfile, TargetInfo, initiate};
+use crate::pki::{CertVariant, KeyType, Pki};
+use crate::refproxy::{self, Faults, ProxyEvent, RefProxy};
+use crate::report::{CaseResult, Expected, Observed, Verdict};
+use crate::scenario::{CASE_ZONE, Case, CaseKind, peer_domain, stranger_domain};
+use crate::stream::Transcript;
+use crate::xml::{Element, NS_SERVER};
+use judge::{Observation, expected_of, judge};
+
+/// The target's own domain and its one local user.
+pub const TARGET_DOMAIN: &str = "target.test";
+pub const LOCAL_USER: &str = "alice";
+
+/// How a run behaves.
+#[derive(Debug, Clone)]
+pub struct Options {
+    pub policy: Policy,
+    /// Reference-target fault switches.
+    pub faults: Faults,
+    /// Deadline of one protocol step of a peer.
+    pub step: Duration,
+    /// How long to wait for a stanza that should arrive.
+    pub delivery_wait: Duration,
+    /// Upper bound of one whole case.
+    pub case_deadline: Duration,
+    /// Cases in flight at once.
+    pub jobs: usize,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            policy: Policy::Lync,
+            faults: Faults::none(),
+            step: Duration::from_secs(3),
+            delivery_wait: Duration::from_secs(3),
+            case_deadline: Duration::from_secs(30),
+            jobs: 64,
+        }
+    }
+}
+
+/// The services every case of a run shares.
+pub struct Harness {
+    pki: Arc<Pki>,
+    dns: MockDns,
+    proxy: RefProxy,
+    options: Options,
+}
+
+impl Harness {
+    /// Starts PKI, DNS and the reference target with one partner per case.
+    pub async fn start_reference(cases: &[Case], options: Options) -> Result<Harness, String> {
+        let pki = Arc::new(Pki::new().map_err(|e| format!("PKI: {e}"))?);
+        // The empty parent zone makes unknown case domains NXDOMAIN.
+        let dns = MockDns::start(
+            "127.0.0.1:0".parse().expect("literal"),
+            [Zone::new(CASE_ZONE)],
+        )
+        .await
+        .map_err(|e| format!("mock DNS: {e}"))?;
+        let loaded = load_str(&partner_set(cases), "<generated partner set>").map_err(|d| {
+            let lines: Vec<String> = d.iter().map(ToString::to_string).collect();
+            format!("generated partner set: {}", lines.join("; "))
+        })?;
+        let trust = crate::tls::root_store(std::slice::from_ref(pki.root_der()))
+            .map_err(|e| e.to_string())?;
+        let cert = pki
+            .leaf(TARGET_DOMAIN, CertVariant::Valid, KeyType::Ecdsa)
+            .map_err(|e| e.to_string())?
+            .ok_or("no target certificate")?;
+        let config = refproxy::Config {
+            partners: loaded,
+            listen: "127.0.0.1:0".parse().expect("literal"),
+            dns: dns.addr(),
+            trust,
+            certs: HashMap::from([(TARGET_DOMAIN.to_string(), cert)]),
+            faults: options.faults.clone(),
+            timeouts: refproxy::Timeouts {
+                negotiation: options.case_deadline,
+                idle: Duration::from_secs(120),
+                step: options.step,
+                connect: Duration::from_secs(2),
+                keepalive: Duration::from_secs(60),
+            },
+            limits: crate::xml::Limits::default(),
+            max_connections: 16_384,
+            secret: None,
+        };
+        let proxy = RefProxy::start(config)
+            .await
+            .map_err(|e| format!("reference target: {e}"))?;
+        Ok(Harness {
+            pki,
+            dns,
+            proxy,
+            options,
+        })
+    }
+
+    pub fn target_addr(&self) -> SocketAddr {
+        self.proxy.addr()
+    }
+
+    /// Runs `cases` with at most `jobs` in flight; `done` is told of each result.
+    pub async fn run(
+        self: &Arc<Self>,
+        cases: Vec<Case>,
+        done: impl Fn(&CaseResult) + Send + Sync + 'static,
+    ) -> Vec<CaseResult> {
+        let slots = Arc::new(Semaphore::new(self.options.jobs.max(1)));
+        let done = Arc::new(done);
+        let mut tasks = tokio::task::JoinSet::new();
+        for case in cases {
+            let (harness, slots, done) = (self.clone(), slots.clone(), done.clone());
+            tasks.spawn(async move {
+                let _slot = slots.acquire_owned().await;
+                let result = harness.run_case(&case).await;
+                done(&result);
+                result
+            });
+        }
+        let mut results = Vec::new();
+        while let Some(joined) = tasks.join_next().await {
+            if let Ok(result) = joined {
+                results.push(result);
+            }
+        }
+        results
+    }
+
+    /// One case, bounded by the case deadline; a broken harness is an `error`.
+    pub async fn run_case(&self, case: &Case) -> CaseResult {
+        let started = Instant::now();
+        let transcript = Transcript::new();
+        let outcome =
+            tokio::time::timeout(self.options.case_deadline, self.play(case, &transcript)).await;
+        let (verdict, expected, observed, messages) = match outcome {
+            Ok(Ok(parts)) => parts,
+            Ok(Err(harness_error)) => (
+                Verdict::Error,
+                None,
+                None,
+                vec![format!("harness error: {harness_error}")],
+            ),
+            Err(_) => (
+                Verdict::Error,
+                None,
+                None,
+                vec![format!(
+                    "the case did not finish within {:?}",
+                    self.options.case_deadline
+                )],
+            ),
+        };
+        CaseResult {
+            id: case.id.clone(),
+            family: case.family.clone(),
+            description: case.description.clone(),
+            verdict,
+            expected,
+            observed,
+            messages,
+            duration_ms: started.elapsed().as_millis() as u64,
+            transcript: transcript.entries(),
+        }
+    }
+
+    async fn play(&self, case: &Case, transcript: &Transcript) -> Result<Parts, String> {
+        match &case.kind {
+            CaseKind::Config(n) => Ok(self.config_case(*n)),
+            CaseKind::Pairing(p) => self.pairing_case(p, transcript).await,
+            CaseKind::Stranger { direction, peer } => {
+                self.stranger_case(*direction, *peer, transcript).await
+            }
+        }
+    }
+
+    /// The target must refuse an invalid configuration (SPEC §3).
+    fn config_case(&self, n: Negotiation) -> Parts {
+        let expected = Expected {
+            outcome: "configuration refused".into(),
+            tls: false,
+            rationale: format!(
+                "tls = {}, sasl = {}, dialback = {} carries a validation error, so the target must \
+                 not accept it.",
+                n.tls, n.sasl, n.dialback
+            ),
+            refs: vec!["SPEC §3".into(), "SPEC §4".into()],
+        };
+        let text = format!(
+            "[local]\ndomains = [\"{TARGET_DOMAIN}\"]\n\n[[partner]]\ndomain = \"invalid-row.{CASE_ZONE}\"\n\
+             type = \"federated\"\ntls = \"{}\"\nsasl = \"{}\"\ndialback = {}\n",
+            n.tls, n.sasl, n.dialback
+        );
+        let (outcome, facts) = match load_str(&text, "<config case>") {
+            Err(d) => (
+                "configuration refused",
+                vec![format!("rejected at load: {}", d.len())],
+            ),
+            Ok(loaded) => match self.proxy.check_config(&loaded) {
+                Err(codes) => (
+                    "configuration refused",
+                    vec![format!("rejected with {}", codes.join(", "))],
+                ),
+                Ok(()) => ("configuration accepted", vec![]),
+            },
+        };
+        let pass = outcome == "configuration refused";
+        let observed = Observed {
+            outcome: outcome.into(),
+            tls: false,
+            facts,
+        };
+        let messages = if pass {
+            vec![]
+        } else {
+            vec![format!(
+                "MUST: the target accepted an invalid configuration: {}",
+                expected.rationale
+            )]
+        };
+        (
+            if pass { Verdict::Pass } else { Verdict::Fail },
+            Some(expected),
+            Some(observed),
+            messages,
+        )
+    }
+
+    async fn pairing_case(&self, p: &Pairing, transcript: &Transcript) -> Result<Parts, String> {
+        let expectation = expect(p, self.options.policy);
+        // Inbound, the peer's server receives the echo and answers db:verify
+        // with a valid certificate; outbound it presents the case's variant.
+        let server_cert = match p.direction {
+            Direction::Inbound => CertVariant::Valid,
+            Direction::Outbound => p.cert,
+        };
+        let exchange = Exchange {
+            domain: peer_domain(p),
+            direction: p.direction,
+            peer: p.peer,
+            cert: p.cert,
+            server_cert,
+            dns: p.dns,
+        };
+        let obs = self.observe(&exchange, transcript).await?;
+        let j = judge(p, &expectation, &obs);
+        Ok((
+            j.verdict,
+            Some(expected_of(&expectation)),
+            Some(j.observed),
+            j.messages,
+        ))
+    }
+
+    async fn stranger_case(
+        &self,
+        direction: Direction,
+        peer: Negotiation,
+        transcript: &Transcript,
+    ) -> Result<Parts, String> {
+        let exchange = Exchange {
+            domain: stranger_domain(direction, peer),
+            direction,
+            peer,
+            cert: CertVariant::Valid,
+            server_cert: CertVariant::Valid,
+            dns: DnsVariant::Srv,
+        };
+        let obs = self.observe(&exchange, transcript).await?;
+        let j = judge::judge_stranger(direction, &obs);
+        Ok((
+            j.verdict,
+            Some(judge::stranger_expected()),
+            Some(j.observed),
+            j.messages,
+        ))
+    }
+
+    /// Plays one exchange between a simulated peer and the target and
+    /// gathers what both sides of the peer saw.
+    async fn observe(&self, x: &Exchange, transcript: &Transcript) -> Result<Observation, String> {
+        let env = PeerEnv::new(self.pki.clone(), transcript.clone())
+            .map_err(|e| e.to_string())?
+            .with_step(self.options.step);
+        let target = TargetInfo {
+            addr: self.proxy.addr(),
+            domain: TARGET_DOMAIN.to_string(),
+        };
+        let server_profile = PeerProfile::new(x.domain.clone(), x.peer, x.server_cert);
+        let placed = network::place(&env, &server_profile, target.clone(), x.dns).await?;
+        if let Some(zone) = placed.zone.clone() {
+            self.dns.upsert_zone(zone).map_err(|e| e.to_string())?;
+        }
+        let probe_id = format!("probe-{}", short_token(&x.domain));
+        let mut obs = Observation {
+            probe_id: probe_id.clone(),
+            ..Observation::default()
+        };
+        let is_probe = |s: &crate::peer::ElementSeen| s.id.as_deref() == Some(probe_id.as_str());
+        match x.direction {
+            Direction::Inbound => {
+                let profile = PeerProfile::new(x.domain.clone(), x.peer, x.cert);
+                let mut initiated = initiate(&env, &profile, target.addr, TARGET_DOMAIN).await;
+                if initiated.report.authenticated() {
+                    let local = format!("{LOCAL_USER}@{TARGET_DOMAIN}");
+                    let probe = probe(&format!("tester@{}", x.domain), &local, &probe_id);
+                    if initiated.send_stanza(&probe).await.is_ok() {
+                        let wait = self.options.delivery_wait;
+                        obs.echoed = placed
+                            .server
+                            .wait_for_stanza(wait, is_probe)
+                            .await
+                            .is_some();
+                    }
+                }
+                initiated.close().await;
+                obs.initiator = Some(initiated.report);
+            }
+            Direction::Outbound => {
+                let mut events = self.proxy.subscribe();
+                let remote = format!("tester@{}", x.domain);
+                self.proxy.send_from_local(probe(
+                    &format!("{LOCAL_USER}@{TARGET_DOMAIN}"),
+                    &remote,
+                    &probe_id,
+                ));
+                // Wait for the stanza, or for the target to report that it gave up.
+                tokio::select! {
+                    _ = placed.server.wait_for_stanza(self.options.delivery_wait, is_probe) => {}
+                    _ = target_gave_up(&mut events, &x.domain) => {
+                        // Let in-flight events settle into the peer's log.
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                    }
+                }
+            }
+        }
+        obs.server_events = placed.server.events();
+        placed.server.shutdown().await;
+        if placed.zone.is_some() {
+            self.dns.remove_zone(&x.domain);
+        }
+        Ok(obs)
+    }
+
+    pub async fn shutdown(self) {
+        self.proxy.shutdown().await;
+        self.dns.shutdown().await;
+    }
+}
+
+type Parts = (Verdict, Option<Expected>, Option<Observed>, Vec<String>);
+
+/// One exchange between a simulated peer and the target.
+struct Exchange {
+    domain: String,
+    direction: Direction,
+    peer: Negotiation,
+    /// The initiating peer's certificate (inbound).
+    cert: CertVariant,
+    /// The peer server's certificate.
+    server_cert: CertVariant,
+    dns: DnsVariant,
+}
+
+/// The test stanza: a chat message with a unique id.
+fn probe(from: &str, to: &str, id: &str) -> Element {
+    Element::new(NS_SERVER, "message")
+        .with_attr("from", from)
+        .with_attr("to", to)
+        .with_attr("id", id)
+        .with_attr("type", "chat")
+        .with_child(Element::new(NS_SERVER, "body").with_text(format!("s2spec probe {id}")))
+}
+
+/// A short token for probe ids (domains are unique per case already).
+fn short_token(domain: &str) -> String {
+    domain.split('.').take(2).collect::<Vec<_>>().join("-")
+}
+
+/// Resolves when the reference target reports that its outbound stream to
+/// `domain` failed (or bounced), so refusals need not wait for the deadline.
+async fn target_gave_up(events: &mut tokio::sync::broadcast::Receiver<ProxyEvent>, domain: &str) {
+    loop {
+        match events.recv().await {
+            Ok(ProxyEvent::OutboundFailed { remote, .. }) if remote == domain => return,
+            Ok(_) => continue,
+            Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
+            Err(tokio::sync::broadcast::error::RecvError::Closed) => std::future::pending().await,
+        }
+    }
+}
+
+/// One partner per pairing case: the case's target configuration for the
+/// case's peer domain (with a proxy FQDN under the `proxy-fqdn` variant).
+pub fn partner_set(cases: &[Case]) -> String {
+    let mut out = format!("[local]\ndomains = [\"{TARGET_DOMAIN}\"]\nusers = [\"{LOCAL_USER}\"]\n");
+    for case in cases {
+        let CaseKind::Pairing(p) = &case.kind else {
+            continue;
+        };
+        let domain = peer_domain(p);
+        let t = p.target;
+        out.push_str(&format!(
+            "\n[[partner]]\ndomain = \"{domain}\"\ntype = \"federated\"\ntls = \"{}\"\nsasl = \"{}\"\ndialback = {}\n",
+            t.tls, t.sasl, t.dialback
+        ));
+        if p.dns == DnsVariant::ProxyFqdn {
+            out.push_str(&format!(
+                "proxy-fqdn = \"{}\"\n",
+                network::proxy_fqdn(&domain)
+            ));
+        }
+    }
+    out
+}

@@ -1,0 +1,137 @@
+//! Where a case's peer server listens and how the mock DNS points at it, per
+//! DNS variant (SPEC §6).
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use crate::dns::{DEFAULT_S2S_PORT, Service, Zone};
+use crate::oracle::DnsVariant;
+use crate::peer::{PeerEnv, PeerProfile, PeerServer, TargetInfo};
+
+/// A peer server placed in DNS.
+pub struct Placed {
+    pub server: PeerServer,
+    /// The zone to add for the peer's domain (`None`: the domain must not exist).
+    pub zone: Option<Zone>,
+}
+
+/// The proxy FQDN a partner of this domain is configured with under the
+/// `proxy-fqdn` variant.
+pub fn proxy_fqdn(domain: &str) -> String {
+    format!("proxy.{domain}")
+}
+
+/// Starts the peer server where `variant` says the peer's domain leads, and
+/// builds the matching zone.
+pub async fn place(
+    env: &PeerEnv,
+    profile: &PeerProfile,
+    target: TargetInfo,
+    variant: DnsVariant,
+) -> Result<Placed, String> {
+    let domain = profile.domain.clone();
+    let start =
+        |bind: SocketAddr| PeerServer::start(env.clone(), profile.clone(), bind, target.clone());
+    let loopback = IpAddr::V4(Ipv4Addr::LOCALHOST);
+    let (server, zone) = match variant {
+        DnsVariant::Srv => {
+            let server = start(SocketAddr::new(loopback, 0))
+                .await
+                .map_err(|e| e.to_string())?;
+            let zone = Zone::xmpp_peer(&domain, loopback, server.addr().port());
+            (server, Some(zone))
+        }
+        DnsVariant::Nxdomain => {
+            let server = start(SocketAddr::new(loopback, 0))
+                .await
+                .map_err(|e| e.to_string())?;
+            (server, None)
+        }
+        DnsVariant::SrvToDeadPort => {
+            let server = start(SocketAddr::new(loopback, 0))
+                .await
+                .map_err(|e| e.to_string())?;
+            let zone = Zone::xmpp_peer(&domain, loopback, dead_port().await?);
+            (server, Some(zone))
+        }
+        DnsVariant::SrvMultiple => {
+            let server = start(SocketAddr::new(loopback, 0))
+                .await
+                .map_err(|e| e.to_string())?;
+            let live = server.addr().port();
+            let zone = Zone::new(&domain)
+                .with_srv(
+                    Service::XmppServer,
+                    &domain,
+                    10,
+                    0,
+                    dead_port().await?,
+                    &domain,
+                )
+                .with_srv(Service::XmppServer, &domain, 20, 0, live, &domain)
+                .with_address(&domain, loopback);
+            (server, Some(zone))
+        }
+        DnsVariant::AOnly => {
+            let server = start_on_5269(start).await?;
+            let zone = Zone::a_only(&domain, server.addr().ip());
+            (server, Some(zone))
+        }
+        DnsVariant::ProxyFqdn => {
+            // SRV leads to a dead port: only a target that honours the proxy
+            // FQDN (and ignores SRV) reaches the peer.
+            let server = start_on_5269(start).await?;
+            let fqdn = proxy_fqdn(&domain);
+            let zone = Zone::xmpp_peer(&domain, loopback, dead_port().await?)
+                .with_address(&fqdn, server.addr().ip());
+            (server, Some(zone))
+        }
+    };
+    Ok(Placed { server, zone })
+}
+
+/// A port nothing listens on (bound, then released).
+async fn dead_port() -> Result<u16, String> {
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .map_err(|e| format!("cannot find a free port: {e}"))?;
+    l.local_addr().map(|a| a.port()).map_err(|e| e.to_string())
+}
+
+/// Binds port 5269 on a loopback address of its own (A-record fallback and
+/// proxy FQDNs use the standard port, RFC 6120 §3.2.2), trying further
+/// addresses when one is taken.
+async fn start_on_5269<F, Fut>(start: F) -> Result<PeerServer, String>
+where
+    F: Fn(SocketAddr) -> Fut,
+    Fut: std::future::Future<Output = Result<PeerServer, crate::peer::PeerError>>,
+{
+    let mut last = String::new();
+    for _ in 0..32 {
+        let ip = next_loopback();
+        match start(SocketAddr::new(IpAddr::V4(ip), DEFAULT_S2S_PORT)).await {
+            Ok(server) => return Ok(server),
+            Err(e) => last = e.to_string(),
+        }
+    }
+    Err(format!("no free loopback address for port 5269: {last}"))
+}
+
+/// Distinct 127.x.y.z addresses, starting at a random offset so that
+/// concurrent runs rarely collide (collisions are retried anyway).
+fn next_loopback() -> Ipv4Addr {
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    static START: std::sync::OnceLock<u32> = std::sync::OnceLock::new();
+    let start = *START.get_or_init(|| {
+        let mut b = [0u8; 4];
+        let _ = rustls::crypto::ring::default_provider()
+            .secure_random
+            .fill(&mut b);
+        u32::from_le_bytes(b) % 0x3f_0000
+    });
+    let n = start + NEXT.fetch_add(1, Ordering::Relaxed);
+    // 127.64.0.1 – 127.127.255.254: clear of 127.0.0.1 and common 127.0.x.y use.
+    let n = n % 0x3f_ffff;
+    let (a, b, c) = (64 + (n >> 16) as u8, (n >> 8) as u8, (n & 0xff) as u8);
+    Ipv4Addr::new(127, a, b, c.clamp(1, 254))
+}
