@@ -233,6 +233,14 @@ fn json_wrong_schema_rejected_naming_file() {
         "{err}"
     );
 
+    // Additive changes keep the schema: unknown fields are ignored.
+    let newer = dir.join("newer.json");
+    let mut v = serde_json::to_value(sample()).unwrap();
+    v["run"]["host"] = "ci-7".into();
+    v["cases"][0]["retries"] = 2.into();
+    std::fs::write(&newer, v.to_string()).unwrap();
+    assert_eq!(read_json(&newer).expect("additive field"), sample());
+
     let err = read_json(&dir.join("missing.json")).unwrap_err();
     assert!(err.contains("missing.json"), "{err}");
     let _ = std::fs::remove_dir_all(&dir);
