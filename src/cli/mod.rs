@@ -7,7 +7,9 @@ use clap::{Parser, Subcommand};
 
 mod certs;
 mod dns;
+mod list;
 mod matrix;
+mod run;
 mod serve;
 mod service;
 mod validate;
@@ -37,6 +39,10 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Run the conformance cases against a target and write the reports (the main job).
+    Run(run::Args),
+    /// List the case ids with one-line descriptions.
+    List(list::Args),
     /// Check a partner-set file and print every diagnostic.
     Validate(validate::Args),
     /// Print the 18-row negotiation matrix computed by the oracle.
@@ -60,6 +66,8 @@ pub(crate) fn print_stdout(text: &str) {
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     let code = match cli.command {
+        Command::Run(args) => run::run(args),
+        Command::List(args) => list::run(args),
         Command::Validate(args) => validate::run(args),
         Command::Matrix(args) => matrix::run(args),
         Command::Certs(args) => certs::run(args),

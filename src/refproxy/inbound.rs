@@ -12,7 +12,7 @@ use super::policy::{self, InboundState};
 use super::{Fault, ProxyEvent, Settings, Shared, local, lock};
 use crate::dialback::{self, DbElement, DbKind};
 use crate::features::Features;
-use crate::partner::{Method, Partner, Setting};
+use crate::partner::{Method, Partner};
 use crate::sasl;
 use crate::stanza;
 use crate::starttls;
@@ -563,7 +563,7 @@ async fn verify_with_authoritative(
         if features.starttls.is_some() && partner.negotiation.tls.enabled() {
             connect::starttls(shared, &mut s, local, origin).await?;
             connect::open(shared, &mut s, local, origin).await?;
-        } else if partner.negotiation.tls == Setting::Required {
+        } else if !policy::verify_in_clear_allowed(partner.negotiation, &shared.settings().faults) {
             // SPEC §4.2: with TLS required nothing leaves in clear text, and
             // the key is no less sensitive than a stanza.
             return Err(Failure::new(

@@ -66,6 +66,13 @@ pub fn dialback_allowed(n: Negotiation, tls: bool, faults: &Faults) -> bool {
         && methods(n).contains(Method::TlsDialback)
 }
 
+/// Whether `db:verify` may travel in clear text to a partner's
+/// authoritative server that offers no STARTTLS: not when the partner
+/// requires TLS (SPEC §4.2), unless `ignore-required-tls-inbound` waives it.
+pub fn verify_in_clear_allowed(n: Negotiation, faults: &Faults) -> bool {
+    n.tls != Setting::Required || faults.has(Fault::IgnoreRequiredTlsInbound)
+}
+
 /// Whether SASL EXTERNAL may succeed on an inbound stream.
 pub fn external_allowed(n: Negotiation, state: InboundState, faults: &Faults) -> bool {
     offer(n, state, faults).external

@@ -1,0 +1,228 @@
+//! `s2spec run`: the main job. Plays every selected case against the target,
+//! shows progress, writes `report.json` and `junit.xml`, prints a summary.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use indicatif::{ProgressBar, ProgressStyle};
+
+use super::{exit, service};
+use crate::oracle::Policy;
+use crate::refproxy::Fault;
+use crate::report::{self, Report, RunInfo, Verdict};
+use crate::run::{Harness, Options};
+use crate::scenario::{Case, expand, load_matrix};
+
+/// Which target to test.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum TargetKind {
+    /// The embedded reference federation proxy, started in-process.
+    Reference,
+}
+
+#[derive(Debug, clap::Args)]
+#[command(
+    after_help = "Exit status: 0 every case passed (non-strict allowed unless --strict), \
+1 a case failed, 2 the harness could not run (or a case ended in error)."
+)]
+pub struct Args {
+    /// The target under test.
+    #[arg(long, value_enum, default_value = "reference")]
+    target: TargetKind,
+    /// Run only cases whose id contains PATTERN (repeatable: any matches).
+    #[arg(long, value_name = "PATTERN")]
+    filter: Vec<String>,
+    /// Leave out cases whose id contains PATTERN (repeatable).
+    #[arg(long, value_name = "PATTERN")]
+    skip: Vec<String>,
+    /// Cases in flight at once (they mostly wait on the network).
+    #[arg(long, default_value_t = 64)]
+    jobs: usize,
+    /// Run only part K of N of the selected cases (e.g. 2/4), for CI sharding.
+    #[arg(long, value_name = "K/N", value_parser = parse_partition)]
+    partition: Option<(usize, usize)>,
+    /// Deadline of one case, in seconds.
+    #[arg(long, default_value_t = 30)]
+    timeout: u64,
+    /// Policy profile of the oracle (SPEC §4.4).
+    #[arg(long, default_value = "lync", value_parser = parse_policy)]
+    policy: Policy,
+    /// Where report.json and junit.xml go (default: reports/<target>/).
+    #[arg(long, value_name = "DIR")]
+    report_dir: Option<PathBuf>,
+    /// Make the reference target deviate in one named way (repeatable).
+    #[arg(long = "reference-fault", value_name = "NAME", value_parser = parse_fault)]
+    faults: Vec<Fault>,
+    /// Treat non-strict (SHOULD-level) deviations as failures.
+    #[arg(long)]
+    strict: bool,
+    /// The matrix file.
+    #[arg(long, value_name = "FILE", default_value = "scenarios/matrix.toml")]
+    matrix: PathBuf,
+}
+
+fn parse_fault(s: &str) -> Result<Fault, String> {
+    s.parse()
+}
+
+fn parse_policy(s: &str) -> Result<Policy, String> {
+    s.parse()
+}
+
+fn parse_partition(s: &str) -> Result<(usize, usize), String> {
+    let (k, n) = s.split_once('/').ok_or("expected K/N, e.g. 1/4")?;
+    let (k, n): (usize, usize) = (
+        k.parse().map_err(|_| format!("`{k}` is not a number"))?,
+        n.parse().map_err(|_| format!("`{n}` is not a number"))?,
+    );
+    if n == 0 || k == 0 || k > n {
+        return Err(format!("{s}: K must be between 1 and N"));
+    }
+    Ok((k, n))
+}
+
+/// The cases a filter/skip/partition selection keeps, in matrix order.
+pub fn select(
+    all: Vec<Case>,
+    filter: &[String],
+    skip: &[String],
+    partition: Option<(usize, usize)>,
+) -> Vec<Case> {
+    all.into_iter()
+        .filter(|c| filter.is_empty() || filter.iter().any(|f| c.id.contains(f.as_str())))
+        .filter(|c| !skip.iter().any(|s| c.id.contains(s.as_str())))
+        .enumerate()
+        .filter(|(i, _)| partition.is_none_or(|(k, n)| i % n == k - 1))
+        .map(|(_, c)| c)
+        .collect()
+}
+
+pub fn load_cases(matrix: &Path) -> Result<Vec<Case>, String> {
+    let spec = load_matrix(matrix)?;
+    expand(&spec)
+}
+
+pub fn run(args: Args) -> u8 {
+    service::init_logging("warn");
+    match run_inner(args) {
+        Ok(code) => code,
+        Err(message) => {
+            eprintln!("s2spec run: {message}");
+            exit::TROUBLE
+        }
+    }
+}
+
+fn run_inner(args: Args) -> Result<u8, String> {
+    let all = load_cases(&args.matrix)?;
+    let cases = select(all.clone(), &args.filter, &args.skip, args.partition);
+    if cases.is_empty() {
+        return Err("no case matches the selection (see `s2spec list`)".into());
+    }
+    let target_name = match args.target {
+        TargetKind::Reference => "reference",
+    };
+    let report_dir = args
+        .report_dir
+        .clone()
+        .unwrap_or_else(|| Path::new("reports").join(target_name));
+    let options = Options {
+        policy: args.policy,
+        faults: args.faults.iter().copied().collect(),
+        case_deadline: Duration::from_secs(args.timeout.max(1)),
+        jobs: args.jobs.max(1),
+        ..Options::default()
+    };
+    let runtime = service::runtime()?;
+    let started_at = now_rfc3339();
+    let started = Instant::now();
+    let results = runtime.block_on(async {
+        // The partner set covers every case, so a filtered run sees the
+        // same target configuration as a full one.
+        let harness = Arc::new(Harness::start_reference(&all, options).await?);
+        let progress = progress_bar(cases.len() as u64);
+        let bar = progress.clone();
+        let results = harness
+            .run(cases, move |r| {
+                if r.verdict == Verdict::Fail || r.verdict == Verdict::Error {
+                    bar.println(format!("{} {}", r.verdict, r.id));
+                }
+                bar.inc(1);
+            })
+            .await;
+        progress.finish_and_clear();
+        if let Ok(h) = Arc::try_unwrap(harness) {
+            h.shutdown().await;
+        }
+        Ok::<_, String>(results)
+    })?;
+    let run = RunInfo {
+        s2spec_version: env!("CARGO_PKG_VERSION").to_string(),
+        target: target_name.to_string(),
+        faults: args.faults.iter().map(|f| f.to_string()).collect(),
+        policy: args.policy.to_string(),
+        started: started_at,
+        finished: now_rfc3339(),
+        duration_ms: started.elapsed().as_millis() as u64,
+    };
+    let report = Report::new(run, results);
+    let json = report_dir.join("report.json");
+    let junit = report_dir.join("junit.xml");
+    report::write_json(&report, &json)
+        .map_err(|e| format!("cannot write {}: {e}", json.display()))?;
+    report::write_junit(&report, &junit)
+        .map_err(|e| format!("cannot write {}: {e}", junit.display()))?;
+    super::print_stdout(&report::summary_table(&report));
+    super::print_stdout(&format!(
+        "reports: {}, {}\n",
+        json.display(),
+        junit.display()
+    ));
+    let s = &report.summary;
+    Ok(if s.error > 0 {
+        exit::TROUBLE
+    } else if s.fail > 0 || (args.strict && s.non_strict > 0) {
+        exit::FAILED
+    } else {
+        exit::OK
+    })
+}
+
+/// A bar on a terminal; plain lines (every 10%) otherwise.
+fn progress_bar(len: u64) -> ProgressBar {
+    use std::io::IsTerminal;
+    if std::io::stderr().is_terminal() {
+        let bar = ProgressBar::new(len);
+        bar.set_style(
+            ProgressStyle::with_template(
+                "{bar:40} {pos}/{len} cases, {elapsed} elapsed, eta {eta}",
+            )
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+        );
+        bar
+    } else {
+        let bar = ProgressBar::hidden();
+        let step = (len / 10).max(1);
+        let counter = bar.clone();
+        // A hidden bar still counts; report every 10% on stderr.
+        std::thread::spawn(move || {
+            let mut shown = 0;
+            while !counter.is_finished() {
+                let pos = counter.position();
+                if pos >= shown + step || (pos == len && shown < len) {
+                    shown = pos;
+                    eprintln!("{pos}/{len} cases");
+                }
+                std::thread::sleep(Duration::from_millis(200));
+            }
+        });
+        bar
+    }
+}
+
+fn now_rfc3339() -> String {
+    time::OffsetDateTime::now_utc()
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default()
+}
