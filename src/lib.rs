@@ -25,5 +25,6 @@ pub mod scenario;
 pub mod stanza;
 pub mod starttls;
 pub mod stream;
+pub mod target;
 pub mod tls;
 pub mod xml;

@@ -19,6 +19,8 @@ pub struct Observation {
     pub server_events: Vec<ServerEvent>,
     /// The id of the test stanza.
     pub probe_id: String,
+    /// The target cannot be asked for this exchange (why).
+    pub unsupported: Option<String>,
 }
 
 /// The judge's conclusion.

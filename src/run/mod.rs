@@ -6,7 +6,6 @@ pub mod judge;
 pub mod network;
 
 use std::collections::HashMap;
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -21,6 +20,7 @@ use crate::refproxy::{self, Faults, ProxyEvent, RefProxy};
 use crate::report::{CaseResult, Expected, Observed, Verdict};
 use crate::scenario::{CASE_ZONE, Case, CaseKind, peer_domain, stranger_domain};
 use crate::stream::Transcript;
+use crate::target::{External, Target};
 use crate::xml::{Element, NS_SERVER};
 use judge::{Observation, expected_of, judge};
 
@@ -61,7 +61,9 @@ impl Default for Options {
 pub struct Harness {
     pki: Arc<Pki>,
     dns: MockDns,
-    proxy: RefProxy,
+    target: Target,
+    /// The domain the target serves.
+    target_domain: String,
     options: Options,
 }
 
@@ -110,13 +112,32 @@ impl Harness {
         Ok(Harness {
             pki,
             dns,
-            proxy,
+            target: Target::Reference(proxy),
+            target_domain: TARGET_DOMAIN.to_string(),
             options,
         })
     }
 
-    pub fn target_addr(&self) -> SocketAddr {
-        self.proxy.addr()
+    /// Starts PKI and DNS for a target someone else runs at `target`.
+    pub async fn start_external(target: External, options: Options) -> Result<Harness, String> {
+        let pki = Arc::new(Pki::new().map_err(|e| format!("PKI: {e}"))?);
+        let dns = MockDns::start(
+            "127.0.0.1:0".parse().expect("literal"),
+            [Zone::new(CASE_ZONE)],
+        )
+        .await
+        .map_err(|e| format!("mock DNS: {e}"))?;
+        Ok(Harness {
+            pki,
+            dns,
+            target_domain: target.domain.clone(),
+            target: Target::External(target),
+            options,
+        })
+    }
+
+    pub fn target(&self) -> &Target {
+        &self.target
     }
 
     /// Runs `cases` with at most `jobs` in flight; `done` is told of each result.
@@ -206,21 +227,22 @@ impl Harness {
             refs: vec!["SPEC §3".into(), "SPEC §4".into()],
         };
         let text = format!(
-            "[local]\ndomains = [\"{TARGET_DOMAIN}\"]\n\n[[partner]]\ndomain = \"invalid-row.{CASE_ZONE}\"\n\
+            "[local]\ndomains = [\"{}\"]\n\n[[partner]]\ndomain = \"invalid-row.{CASE_ZONE}\"\n\
              type = \"federated\"\ntls = \"{}\"\nsasl = \"{}\"\ndialback = {}\n",
-            n.tls, n.sasl, n.dialback
+            self.target_domain, n.tls, n.sasl, n.dialback
         );
         let (outcome, facts) = match load_str(&text, "<config case>") {
             Err(d) => (
                 "configuration refused",
                 vec![format!("rejected at load: {}", d.len())],
             ),
-            Ok(loaded) => match self.proxy.check_config(&loaded) {
-                Err(codes) => (
+            Ok(loaded) => match self.target.check_config(&loaded) {
+                Err(reason) => return (Verdict::NotApplicable, Some(expected), None, vec![reason]),
+                Ok(Err(codes)) => (
                     "configuration refused",
                     vec![format!("rejected with {}", codes.join(", "))],
                 ),
-                Ok(()) => ("configuration accepted", vec![]),
+                Ok(Ok(())) => ("configuration accepted", vec![]),
             },
         };
         let pass = outcome == "configuration refused";
@@ -262,6 +284,14 @@ impl Harness {
             dns: p.dns,
         };
         let obs = self.observe(&exchange, transcript).await?;
+        if let Some(reason) = obs.unsupported {
+            return Ok((
+                Verdict::NotApplicable,
+                Some(expected_of(&expectation)),
+                None,
+                vec![reason],
+            ));
+        }
         let j = judge(p, &expectation, &obs);
         Ok((
             j.verdict,
@@ -286,6 +316,14 @@ impl Harness {
             dns: DnsVariant::Srv,
         };
         let obs = self.observe(&exchange, transcript).await?;
+        if let Some(reason) = obs.unsupported {
+            return Ok((
+                Verdict::NotApplicable,
+                Some(judge::stranger_expected()),
+                None,
+                vec![reason],
+            ));
+        }
         let j = judge::judge_stranger(direction, &obs);
         Ok((
             j.verdict,
@@ -302,8 +340,8 @@ impl Harness {
             .map_err(|e| e.to_string())?
             .with_step(self.options.step);
         let target = TargetInfo {
-            addr: self.proxy.addr(),
-            domain: TARGET_DOMAIN.to_string(),
+            addr: self.target.addr(),
+            domain: self.target_domain.clone(),
         };
         let server_profile = PeerProfile::new(x.domain.clone(), x.peer, x.server_cert);
         let placed = network::place(&env, &server_profile, target.clone(), x.dns).await?;
@@ -319,9 +357,9 @@ impl Harness {
         match x.direction {
             Direction::Inbound => {
                 let profile = PeerProfile::new(x.domain.clone(), x.peer, x.cert);
-                let mut initiated = initiate(&env, &profile, target.addr, TARGET_DOMAIN).await;
+                let mut initiated = initiate(&env, &profile, target.addr, &target.domain).await;
                 if initiated.report.authenticated() {
-                    let local = format!("{LOCAL_USER}@{TARGET_DOMAIN}");
+                    let local = format!("{LOCAL_USER}@{}", target.domain);
                     let probe = probe(&format!("tester@{}", x.domain), &local, &probe_id);
                     if initiated.send_stanza(&probe).await.is_ok() {
                         let wait = self.options.delivery_wait;
@@ -336,17 +374,22 @@ impl Harness {
                 obs.initiator = Some(initiated.report);
             }
             Direction::Outbound => {
-                let mut events = self.proxy.subscribe();
+                let mut events = self.target.events();
                 let remote = format!("tester@{}", x.domain);
-                self.proxy.send_from_local(probe(
-                    &format!("{LOCAL_USER}@{TARGET_DOMAIN}"),
-                    &remote,
-                    &probe_id,
-                ));
+                let local = format!("{LOCAL_USER}@{}", target.domain);
+                if let Err(reason) = self
+                    .target
+                    .send_from_local(probe(&local, &remote, &probe_id))
+                {
+                    placed.server.shutdown().await;
+                    self.forget_zone(&placed.zone, &x.domain);
+                    obs.unsupported = Some(reason);
+                    return Ok(obs);
+                }
                 // Wait for the stanza, or for the target to report that it gave up.
                 tokio::select! {
                     _ = placed.server.wait_for_stanza(self.options.delivery_wait, is_probe) => {}
-                    _ = target_gave_up(&mut events, &x.domain) => {
+                    _ = target_gave_up(events.as_mut(), &x.domain) => {
                         // Let in-flight events settle into the peer's log.
                         tokio::time::sleep(Duration::from_millis(50)).await;
                     }
@@ -355,14 +398,18 @@ impl Harness {
         }
         obs.server_events = placed.server.events();
         placed.server.shutdown().await;
-        if placed.zone.is_some() {
-            self.dns.remove_zone(&x.domain);
-        }
+        self.forget_zone(&placed.zone, &x.domain);
         Ok(obs)
     }
 
+    fn forget_zone(&self, zone: &Option<Zone>, domain: &str) {
+        if zone.is_some() {
+            self.dns.remove_zone(domain);
+        }
+    }
+
     pub async fn shutdown(self) {
-        self.proxy.shutdown().await;
+        self.target.shutdown().await;
         self.dns.shutdown().await;
     }
 }
@@ -398,7 +445,13 @@ fn short_token(domain: &str) -> String {
 
 /// Resolves when the reference target reports that its outbound stream to
 /// `domain` failed (or bounced), so refusals need not wait for the deadline.
-async fn target_gave_up(events: &mut tokio::sync::broadcast::Receiver<ProxyEvent>, domain: &str) {
+async fn target_gave_up(
+    events: Option<&mut tokio::sync::broadcast::Receiver<ProxyEvent>>,
+    domain: &str,
+) {
+    let Some(events) = events else {
+        return std::future::pending().await;
+    };
     loop {
         match events.recv().await {
             Ok(ProxyEvent::OutboundFailed { remote, .. }) if remote == domain => return,
