@@ -48,7 +48,13 @@ async fn run_against(addr: std::net::SocketAddr) -> (Vec<CaseResult>, Duration) 
         addr,
         domain: "target.test".into(),
     };
-    let harness = Arc::new(Harness::start_external(target, options).await.unwrap());
+    let pki = Arc::new(s2spec::pki::Pki::new().unwrap());
+    let dns = "127.0.0.1:0".parse().unwrap();
+    let harness = Arc::new(
+        Harness::start_external(target, options, pki, dns)
+            .await
+            .unwrap(),
+    );
     let started = Instant::now();
     let results = harness.run(cases, |_| {}).await;
     let took = started.elapsed();

@@ -19,6 +19,8 @@ use crate::scenario::{Case, expand, load_matrix};
 pub enum TargetKind {
     /// The embedded reference federation proxy, started in-process.
     Reference,
+    /// A server someone else started (--target-addr, --target-domain, --certs).
+    External,
 }
 
 #[derive(Debug, clap::Args)]
@@ -60,6 +62,22 @@ pub struct Args {
     /// The matrix file.
     #[arg(long, value_name = "FILE", default_value = "scenarios/matrix.toml")]
     matrix: PathBuf,
+    /// External target: its server-to-server address (loopback).
+    #[arg(long, value_name = "ADDR", required_if_eq("target", "external"))]
+    target_addr: Option<std::net::SocketAddr>,
+    /// External target: the domain it serves.
+    #[arg(long, value_name = "DOMAIN", default_value = "target.test")]
+    target_domain: String,
+    /// External target: a directory from `s2spec certs` whose CA the target trusts.
+    #[arg(long, value_name = "DIR", required_if_eq("target", "external"))]
+    certs: Option<PathBuf>,
+    /// External target: where the mock DNS listens (the target resolves through it).
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:5353")]
+    dns_listen: std::net::SocketAddr,
+    /// External target: start at once instead of waiting for Enter after the
+    /// configuration instructions.
+    #[arg(long)]
+    no_wait: bool,
 }
 
 fn parse_fault(s: &str) -> Result<Fault, String> {
@@ -122,6 +140,7 @@ fn run_inner(args: Args) -> Result<u8, String> {
     }
     let target_name = match args.target {
         TargetKind::Reference => "reference",
+        TargetKind::External => "external",
     };
     let report_dir = args
         .report_dir
@@ -140,7 +159,10 @@ fn run_inner(args: Args) -> Result<u8, String> {
     let results = runtime.block_on(async {
         // The partner set covers every case, so a filtered run sees the
         // same target configuration as a full one.
-        let harness = Arc::new(Harness::start_reference(&all, options).await?);
+        let harness = Arc::new(match args.target {
+            TargetKind::Reference => Harness::start_reference(&all, options).await?,
+            TargetKind::External => start_external(&args, &all, &report_dir, options).await?,
+        });
         let progress = progress_bar(cases.len() as u64);
         let bar = progress.clone();
         let results = harness
@@ -225,4 +247,60 @@ fn now_rfc3339() -> String {
     time::OffsetDateTime::now_utc()
         .format(&time::format_description::well_known::Rfc3339)
         .unwrap_or_default()
+}
+
+/// Starts DNS for an external target, writes the partner set it must be
+/// given, and tells the operator what to configure.
+async fn start_external(
+    args: &Args,
+    all: &[Case],
+    report_dir: &Path,
+    options: Options,
+) -> Result<Harness, String> {
+    let addr = args
+        .target_addr
+        .ok_or("--target external needs --target-addr")?;
+    service::require_loopback(addr, "--target-addr")?;
+    service::require_loopback(args.dns_listen, "--dns-listen")?;
+    let certs = args
+        .certs
+        .as_ref()
+        .ok_or("--target external needs --certs")?;
+    let pki = crate::pki::Pki::load_dir(certs)
+        .map_err(|e| format!("--certs {}: {e}", certs.display()))?
+        .ok_or_else(|| {
+            format!(
+                "--certs {}: no CA there; create one with `s2spec certs --out {} --domain {} --variant valid`",
+                certs.display(),
+                certs.display(),
+                args.target_domain
+            )
+        })?;
+    std::fs::create_dir_all(report_dir).map_err(|e| format!("{}: {e}", report_dir.display()))?;
+    let partners = report_dir.join("partners.toml");
+    std::fs::write(&partners, crate::run::partner_set(all, &args.target_domain))
+        .map_err(|e| format!("cannot write {}: {e}", partners.display()))?;
+    let target = crate::target::External {
+        addr,
+        domain: args.target_domain.clone(),
+    };
+    let harness = Harness::start_external(target, options, Arc::new(pki), args.dns_listen).await?;
+    eprintln!(
+        "Configure the target at {addr} before the run:\n\
+         - serve the domain {domain} with {certs}/{domain}.valid.crt and its .key\n\
+         - trust {certs}/ca.pem for server-to-server certificates\n\
+         - resolve partner domains through the DNS server at {dns} (UDP and TCP)\n\
+         - add the partners of {partners} (one per case) and a local user `{user}`",
+        domain = args.target_domain,
+        certs = certs.display(),
+        dns = harness.dns_addr(),
+        partners = partners.display(),
+        user = crate::run::LOCAL_USER,
+    );
+    if !args.no_wait {
+        eprintln!("Press Enter to start (or pass --no-wait).");
+        let mut line = String::new();
+        let _ = std::io::stdin().read_line(&mut line);
+    }
+    Ok(harness)
 }

@@ -6,6 +6,7 @@ pub mod judge;
 pub mod network;
 
 use std::collections::HashMap;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -71,14 +72,12 @@ impl Harness {
     /// Starts PKI, DNS and the reference target with one partner per case.
     pub async fn start_reference(cases: &[Case], options: Options) -> Result<Harness, String> {
         let pki = Arc::new(Pki::new().map_err(|e| format!("PKI: {e}"))?);
-        // The empty parent zone makes unknown case domains NXDOMAIN.
-        let dns = MockDns::start(
-            "127.0.0.1:0".parse().expect("literal"),
-            [Zone::new(CASE_ZONE)],
+        let dns = case_dns(LOOPBACK_ANY_PORT).await?;
+        let loaded = load_str(
+            &partner_set(cases, TARGET_DOMAIN),
+            "<generated partner set>",
         )
-        .await
-        .map_err(|e| format!("mock DNS: {e}"))?;
-        let loaded = load_str(&partner_set(cases), "<generated partner set>").map_err(|d| {
+        .map_err(|d| {
             let lines: Vec<String> = d.iter().map(ToString::to_string).collect();
             format!("generated partner set: {}", lines.join("; "))
         })?;
@@ -118,15 +117,15 @@ impl Harness {
         })
     }
 
-    /// Starts PKI and DNS for a target someone else runs at `target`.
-    pub async fn start_external(target: External, options: Options) -> Result<Harness, String> {
-        let pki = Arc::new(Pki::new().map_err(|e| format!("PKI: {e}"))?);
-        let dns = MockDns::start(
-            "127.0.0.1:0".parse().expect("literal"),
-            [Zone::new(CASE_ZONE)],
-        )
-        .await
-        .map_err(|e| format!("mock DNS: {e}"))?;
+    /// Starts the mock DNS on `dns_listen` for a target someone else runs at
+    /// `target`, configured to trust `pki`'s root and resolve through that DNS.
+    pub async fn start_external(
+        target: External,
+        options: Options,
+        pki: Arc<Pki>,
+        dns_listen: SocketAddr,
+    ) -> Result<Harness, String> {
+        let dns = case_dns(dns_listen).await?;
         Ok(Harness {
             pki,
             dns,
@@ -138,6 +137,11 @@ impl Harness {
 
     pub fn target(&self) -> &Target {
         &self.target
+    }
+
+    /// Where case domains resolve (an external target must use it).
+    pub fn dns_addr(&self) -> SocketAddr {
+        self.dns.addr()
     }
 
     /// Runs `cases` with at most `jobs` in flight; `done` is told of each result.
@@ -416,6 +420,16 @@ impl Harness {
 
 type Parts = (Verdict, Option<Expected>, Option<Observed>, Vec<String>);
 
+const LOOPBACK_ANY_PORT: SocketAddr =
+    SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST), 0);
+
+/// The mock DNS of a run: the empty parent zone makes unknown case domains NXDOMAIN.
+async fn case_dns(listen: SocketAddr) -> Result<MockDns, String> {
+    MockDns::start(listen, [Zone::new(CASE_ZONE)])
+        .await
+        .map_err(|e| format!("mock DNS: {e}"))
+}
+
 /// One exchange between a simulated peer and the target.
 struct Exchange {
     domain: String,
@@ -464,8 +478,8 @@ async fn target_gave_up(
 
 /// One partner per pairing case: the case's target configuration for the
 /// case's peer domain (with a proxy FQDN under the `proxy-fqdn` variant).
-pub fn partner_set(cases: &[Case]) -> String {
-    let mut out = format!("[local]\ndomains = [\"{TARGET_DOMAIN}\"]\nusers = [\"{LOCAL_USER}\"]\n");
+pub fn partner_set(cases: &[Case], target_domain: &str) -> String {
+    let mut out = format!("[local]\ndomains = [\"{target_domain}\"]\nusers = [\"{LOCAL_USER}\"]\n");
     for case in cases {
         let CaseKind::Pairing(p) = &case.kind else {
             continue;
