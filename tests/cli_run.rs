@@ -1,0 +1,201 @@
+//! `s2spec run` and `s2spec list` through the binary: reports, exit codes, and
+//! an external target (the reference proxy in its own process via `serve`).
+
+use std::io::{BufRead, BufReader, Write};
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use s2spec::report::{Verdict, read_json};
+
+mod child;
+use child::{BIN, Guard, run, spawn_listening};
+
+fn temp_dir(name: &str) -> PathBuf {
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
+        .join(format!("cli_run-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    dir
+}
+
+#[test]
+fn a_filtered_run_writes_both_reports_and_exits_0() {
+    let dir = temp_dir("ok");
+    let out = run(&[
+        "run",
+        "--filter",
+        "matrix/out/t-RO1/p-OR",
+        "--report-dir",
+        dir.to_str().unwrap(),
+    ]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report = read_json(&dir.join("report.json")).unwrap();
+    assert_eq!(report.summary.total, 2);
+    assert!(report.cases.iter().all(|c| c.verdict == Verdict::Pass));
+    assert!(
+        report.cases.iter().all(|c| !c.transcript.is_empty()),
+        "transcripts recorded"
+    );
+    let junit = std::fs::read_to_string(dir.join("junit.xml")).unwrap();
+    assert!(junit.contains("matrix/out/t-RO1/p-OR1/valid/srv"));
+    assert!(stdout.contains("total"), "{stdout}");
+}
+
+#[test]
+fn a_faulty_reference_target_fails_the_run_with_exit_1() {
+    let dir = temp_dir("fault");
+    let out = run(&[
+        "run",
+        "--filter",
+        "matrix/in/t-RN1/p-ON1/valid/srv",
+        "--reference-fault",
+        "tls-required-not-advertised",
+        "--report-dir",
+        dir.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    let report = read_json(&dir.join("report.json")).unwrap();
+    assert_eq!(report.run.faults, ["tls-required-not-advertised"]);
+    assert_eq!(report.cases[0].verdict, Verdict::Fail);
+    assert!(report.cases[0].messages[0].contains("<required/>"));
+}
+
+#[test]
+fn bad_selections_and_flags_exit_2() {
+    let out = run(&["run", "--filter", "no/such/case"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no case matches"));
+    let out = run(&["run", "--partition", "3/2"]);
+    assert_eq!(out.status.code(), Some(2));
+    let out = run(&["run", "--target", "external"]);
+    assert_eq!(out.status.code(), Some(2), "external needs an address");
+}
+
+#[test]
+fn list_prints_ids_with_descriptions() {
+    let out = run(&["list", "--filter", "config/"]);
+    assert!(out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout);
+    let ids: Vec<&str> = text
+        .lines()
+        .map(|l| l.split_whitespace().next().unwrap_or(""))
+        .collect();
+    assert_eq!(
+        ids,
+        [
+            "config/NR1",
+            "config/NR0",
+            "config/NO1",
+            "config/NO0",
+            "config/RN0",
+            "config/ON0",
+            "config/NN0"
+        ]
+    );
+    assert!(text.contains("the target must refuse"));
+}
+
+#[test]
+fn an_external_target_is_tested_through_its_address() {
+    let dir = temp_dir("external");
+    let certs = dir.join("certs");
+    let reports = dir.join("reports");
+    let out = run(&[
+        "certs",
+        "--out",
+        certs.to_str().unwrap(),
+        "--domain",
+        "target.test",
+        "--variant",
+        "valid",
+    ]);
+    assert!(out.status.success());
+    // A free port for the target, chosen before it starts.
+    let target_port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let target_addr = format!("127.0.0.1:{target_port}");
+    let mut runner = Command::new(BIN)
+        .args([
+            "run",
+            "--target",
+            "external",
+            "--target-addr",
+            &target_addr,
+            "--certs",
+            certs.to_str().unwrap(),
+            "--dns-listen",
+            "127.0.0.1:0",
+            "--report-dir",
+            reports.to_str().unwrap(),
+            "--filter",
+            "matrix/in/t-OO1/p-OO1/valid/srv",
+            "--filter",
+            "matrix/out/t-OO1/p-OO1/valid/srv",
+        ])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = runner.stdin.take().unwrap();
+    let stderr = BufReader::new(runner.stderr.take().unwrap());
+    let runner = Guard(runner);
+    // Read the instructions for the DNS address, up to the prompt.
+    let mut dns = String::new();
+    for line in stderr.lines().map_while(Result::ok) {
+        if let Some(rest) = line.split("DNS server at ").nth(1) {
+            dns = rest
+                .split_whitespace()
+                .next()
+                .unwrap_or_default()
+                .to_string();
+        }
+        if line.starts_with("Press Enter") {
+            break;
+        }
+    }
+    assert!(!dns.is_empty(), "the instructions name the DNS server");
+    let partners = reports.join("partners.toml");
+    let (_serve, _) = spawn_listening(&[
+        "serve",
+        "--partners",
+        partners.to_str().unwrap(),
+        "--listen",
+        &target_addr,
+        "--dns",
+        &dns,
+        "--certs",
+        certs.to_str().unwrap(),
+    ]);
+    stdin.write_all(b"\n").unwrap();
+    drop(stdin);
+    let mut runner = runner;
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    let status = loop {
+        if let Some(status) = runner.0.try_wait().unwrap() {
+            break status;
+        }
+        assert!(std::time::Instant::now() < deadline, "run did not finish");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert_eq!(status.code(), Some(0));
+    let report = read_json(&reports.join("report.json")).unwrap();
+    let verdict = |id: &str| report.cases.iter().find(|c| c.id == id).map(|c| c.verdict);
+    assert_eq!(
+        verdict("matrix/in/t-OO1/p-OO1/valid/srv"),
+        Some(Verdict::Pass)
+    );
+    assert_eq!(
+        verdict("matrix/out/t-OO1/p-OO1/valid/srv"),
+        Some(Verdict::NotApplicable)
+    );
+}
