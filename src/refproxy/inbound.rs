@@ -257,8 +257,16 @@ impl Inbound {
 
     async fn send_header_and_features(&mut self) -> Result<(), ()> {
         self.send_our_header().await?;
-        let features = self.offer().to_element();
-        self.s.send(&features).await.map_err(|_| ())
+        let offer = self.offer();
+        tracing::debug!(
+            remote = %self.remote,
+            tls = self.s.is_tls(),
+            starttls = ?offer.starttls,
+            mechanisms = ?offer.mechanisms,
+            dialback = offer.dialback,
+            "inbound stream: features offered"
+        );
+        self.s.send(&offer.to_element()).await.map_err(|_| ())
     }
 
     /// Sends a stream error (after our header if none was sent yet) and closes.
@@ -360,8 +368,9 @@ impl Inbound {
         if upgraded.is_err() {
             return Next::Close;
         }
-        let verification = recorder.finish();
-        self.cert_ok = tls::check_peer(&verification, &self.remote).ok();
+        let check = tls::check_peer(&recorder.finish(), &self.remote);
+        tracing::debug!(remote = %self.remote, certificate = %check.summary, "inbound stream: TLS up");
+        self.cert_ok = check.ok();
         Next::Restart
     }
 
@@ -389,6 +398,7 @@ impl Inbound {
             }
         };
         let success = sasl::is_success(&answer);
+        tracing::debug!(remote = %self.remote, success, answer = %answer, "inbound stream: SASL EXTERNAL");
         if self.s.send(&answer).await.is_err() {
             return Next::Close;
         }
@@ -433,7 +443,9 @@ impl Inbound {
     /// authoritative server, then report the verdict (XEP-0220 §2.1).
     async fn receive_result(&mut self, db: DbElement) -> Next {
         let (origin, target) = (db.from.to_ascii_lowercase(), db.to.to_ascii_lowercase());
-        let answer = match self.dialback_verdict(&origin, &target, &db.key).await {
+        let verdict = self.dialback_verdict(&origin, &target, &db.key).await;
+        tracing::debug!(%origin, tls = self.s.is_tls(), verdict = ?verdict.as_ref().map_err(|f| &f.reason), "inbound stream: dialback");
+        let answer = match verdict {
             Ok(valid) => {
                 if valid {
                     self.authenticated.insert(origin.clone());

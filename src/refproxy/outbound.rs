@@ -143,6 +143,7 @@ async fn negotiate(
             match policy::outbound_step(n, s.is_tls(), cert_ok, offered, &faults) {
                 OutboundStep::StartTls => {
                     cert_ok = connect::starttls(shared, s, local, remote).await?;
+                    tracing::debug!(%remote, cert_ok, "outbound stream: TLS up");
                     break; // a fresh stream on TLS
                 }
                 OutboundStep::SaslExternal => {
@@ -163,6 +164,7 @@ async fn negotiate(
                     return Ok(policy::dialback_method(s.is_tls()));
                 }
                 OutboundStep::GiveUp(reason) => {
+                    tracing::debug!(%remote, reason, "outbound stream: giving up");
                     return Err(Failure::new("remote-connection-failed", reason));
                 }
             }

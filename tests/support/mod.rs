@@ -103,6 +103,17 @@ pub async fn proxy_with(
     faults: Faults,
     max_connections: usize,
 ) -> RefProxy {
+    proxy_timed(dns, partners, faults, max_connections, timeouts()).await
+}
+
+/// Like [`proxy_with`], with explicit timeouts (keep-alive, idle tests).
+pub async fn proxy_timed(
+    dns: &MockDns,
+    partners: &[String],
+    faults: Faults,
+    max_connections: usize,
+    timeouts: Timeouts,
+) -> RefProxy {
     let text = format!(
         "[local]\ndomains = [\"{TARGET}\"]\nusers = [\"alice\", \"bob\"]\n\n{}",
         partners.concat()
@@ -120,7 +131,7 @@ pub async fn proxy_with(
         trust: trust(),
         certs,
         faults,
-        timeouts: timeouts(),
+        timeouts,
         limits: Limits::DEFAULT,
         max_connections,
         secret: None,
