@@ -23,11 +23,27 @@ static HARNESS: OnceLock<Result<Arc<Harness>, String>> = OnceLock::new();
 fn harness(all: &[Case]) -> Result<Arc<Harness>, String> {
     HARNESS
         .get_or_init(|| {
+            let options = Options {
+                faults: faults_from_env()?,
+                ..Options::default()
+            };
             RUNTIME
-                .block_on(Harness::start_reference(all, Options::default()))
+                .block_on(Harness::start_reference(all, options))
                 .map(Arc::new)
         })
         .clone()
+}
+
+/// `S2SPEC_REFERENCE_FAULT=name[,name]` runs the trials against a faulty
+/// reference target, to see what a failure looks like.
+fn faults_from_env() -> Result<s2spec::refproxy::Faults, String> {
+    let Ok(list) = std::env::var("S2SPEC_REFERENCE_FAULT") else {
+        return Ok(s2spec::refproxy::Faults::none());
+    };
+    list.split(',')
+        .filter(|s| !s.trim().is_empty())
+        .map(|s| s.trim().parse())
+        .collect()
 }
 
 fn main() {
@@ -49,13 +65,22 @@ fn main() {
                 let result = RUNTIME.block_on(harness.run_case(&case));
                 match result.verdict {
                     Verdict::Pass | Verdict::NonStrict | Verdict::NotApplicable => Ok(()),
-                    Verdict::Fail | Verdict::Error => Err(Failed::from(format!(
-                        "{}: {}\nexpected: {:?}\nobserved: {:?}",
-                        result.verdict,
-                        result.messages.join("\n"),
-                        result.expected,
-                        result.observed
-                    ))),
+                    Verdict::Fail | Verdict::Error => {
+                        let tail = result.transcript.len().saturating_sub(20);
+                        let lines: Vec<String> = result.transcript[tail..]
+                            .iter()
+                            .map(s2spec::report::transcript_line)
+                            .collect();
+                        Err(Failed::from(format!(
+                            "{}: {}\nexpected: {:?}\nobserved: {:?}\ntranscript (last {} lines):\n{}",
+                            result.verdict,
+                            result.messages.join("\n"),
+                            result.expected,
+                            result.observed,
+                            lines.len(),
+                            lines.join("\n")
+                        )))
+                    }
                 }
             })
             .with_kind(family)

@@ -13,6 +13,16 @@ pub struct Placed {
     pub server: PeerServer,
     /// The zone to add for the peer's domain (`None`: the domain must not exist).
     pub zone: Option<Zone>,
+    /// Dead ports stay reserved while the case runs (see [`DeadPort`]).
+    _dead: Option<DeadPort>,
+}
+
+/// A port where nothing listens: bound but never listening, so connections
+/// are refused, and no other case can take the port meanwhile (a port that
+/// is merely released could be reused by a concurrent case's listener).
+struct DeadPort {
+    _socket: tokio::net::TcpSocket,
+    port: u16,
 }
 
 /// The proxy FQDN a partner of this domain is configured with under the
@@ -33,6 +43,7 @@ pub async fn place(
     let start =
         |bind: SocketAddr| PeerServer::start(env.clone(), profile.clone(), bind, target.clone());
     let loopback = IpAddr::V4(Ipv4Addr::LOCALHOST);
+    let mut dead = None;
     let (server, zone) = match variant {
         DnsVariant::Srv => {
             let server = start(SocketAddr::new(loopback, 0))
@@ -51,7 +62,8 @@ pub async fn place(
             let server = start(SocketAddr::new(loopback, 0))
                 .await
                 .map_err(|e| e.to_string())?;
-            let zone = Zone::xmpp_peer(&domain, loopback, dead_port().await?);
+            let port = dead.insert(dead_port()?).port;
+            let zone = Zone::xmpp_peer(&domain, loopback, port);
             (server, Some(zone))
         }
         DnsVariant::SrvMultiple => {
@@ -59,15 +71,9 @@ pub async fn place(
                 .await
                 .map_err(|e| e.to_string())?;
             let live = server.addr().port();
+            let port = dead.insert(dead_port()?).port;
             let zone = Zone::new(&domain)
-                .with_srv(
-                    Service::XmppServer,
-                    &domain,
-                    10,
-                    0,
-                    dead_port().await?,
-                    &domain,
-                )
+                .with_srv(Service::XmppServer, &domain, 10, 0, port, &domain)
                 .with_srv(Service::XmppServer, &domain, 20, 0, live, &domain)
                 .with_address(&domain, loopback);
             (server, Some(zone))
@@ -82,20 +88,30 @@ pub async fn place(
             // FQDN (and ignores SRV) reaches the peer.
             let server = start_on_5269(start).await?;
             let fqdn = proxy_fqdn(&domain);
-            let zone = Zone::xmpp_peer(&domain, loopback, dead_port().await?)
-                .with_address(&fqdn, server.addr().ip());
+            let port = dead.insert(dead_port()?).port;
+            let zone =
+                Zone::xmpp_peer(&domain, loopback, port).with_address(&fqdn, server.addr().ip());
             (server, Some(zone))
         }
     };
-    Ok(Placed { server, zone })
+    Ok(Placed {
+        server,
+        zone,
+        _dead: dead,
+    })
 }
 
-/// A port nothing listens on (bound, then released).
-async fn dead_port() -> Result<u16, String> {
-    let l = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .map_err(|e| format!("cannot find a free port: {e}"))?;
-    l.local_addr().map(|a| a.port()).map_err(|e| e.to_string())
+fn dead_port() -> Result<DeadPort, String> {
+    let fail = |e: std::io::Error| format!("cannot reserve a dead port: {e}");
+    let socket = tokio::net::TcpSocket::new_v4().map_err(fail)?;
+    socket
+        .bind(SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 0))
+        .map_err(fail)?;
+    let port = socket.local_addr().map_err(fail)?.port();
+    Ok(DeadPort {
+        _socket: socket,
+        port,
+    })
 }
 
 /// Binds port 5269 on a loopback address of its own (A-record fallback and

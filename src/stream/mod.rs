@@ -134,6 +134,7 @@ impl XmppStream {
 
     /// Wraps a plain TCP connection.
     pub fn plain(tcp: TcpStream, limits: Limits, transcript: Transcript, stream_no: u32) -> Self {
+        no_delay(&tcp);
         Self::new(Conn::Plain(tcp), limits, transcript, stream_no)
     }
 
@@ -161,6 +162,7 @@ impl XmppStream {
         stream_no: u32,
     ) -> Result<XmppStream, StreamError> {
         let tcp = TcpStream::connect(addr).await.map_err(StreamError::io)?;
+        no_delay(&tcp);
         let conn = conn::tls_connect(tcp, config, server_name)
             .await
             .map_err(StreamError::tls)?;
@@ -178,6 +180,7 @@ impl XmppStream {
         transcript: Transcript,
         stream_no: u32,
     ) -> Result<XmppStream, StreamError> {
+        no_delay(&tcp);
         let conn = conn::tls_accept(tcp, config)
             .await
             .map_err(StreamError::tls)?;
@@ -502,6 +505,12 @@ impl XmppStream {
         self.transcript
             .record(self.stream_no, dir, self.tls.is_some(), kind, text);
     }
+}
+
+/// XMPP sends many small elements and waits for answers: with Nagle's
+/// algorithm and delayed ACKs each round trip over TLS can stall ~40 ms.
+fn no_delay(tcp: &TcpStream) {
+    let _ = tcp.set_nodelay(true);
 }
 
 /// A short, printable view of discarded bytes for the transcript.
