@@ -34,6 +34,24 @@ fn harness(all: &[Case]) -> Result<Arc<Harness>, String> {
         .clone()
 }
 
+/// The reference target's behaviour as a committed snapshot: a change shows
+/// up as a diff (`cargo insta review`), and under `CI=true` drift fails.
+fn assert_snapshot(result: &s2spec::report::CaseResult) {
+    if std::env::var_os("S2SPEC_REFERENCE_FAULT").is_some() {
+        return; // a faulty target's transcripts are not the reference's
+    }
+    let mut settings = insta::Settings::clone_current();
+    settings.set_snapshot_path(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/snapshots"));
+    settings.set_prepend_module_to_snapshot(false);
+    settings.set_omit_expression(true);
+    settings.bind(|| {
+        insta::assert_snapshot!(
+            s2spec::report::snapshot_name(&result.id),
+            s2spec::report::snapshot_text(result)
+        );
+    });
+}
+
 /// `S2SPEC_REFERENCE_FAULT=name[,name]` runs the trials against a faulty
 /// reference target, to see what a failure looks like.
 fn faults_from_env() -> Result<s2spec::refproxy::Faults, String> {
@@ -64,7 +82,10 @@ fn main() {
                 let harness = harness(&all).map_err(|e| Failed::from(format!("harness: {e}")))?;
                 let result = RUNTIME.block_on(harness.run_case(&case));
                 match result.verdict {
-                    Verdict::Pass | Verdict::NonStrict | Verdict::NotApplicable => Ok(()),
+                    Verdict::Pass | Verdict::NonStrict | Verdict::NotApplicable => {
+                        assert_snapshot(&result);
+                        Ok(())
+                    }
                     Verdict::Fail | Verdict::Error => {
                         let tail = result.transcript.len().saturating_sub(20);
                         let lines: Vec<String> = result.transcript[tail..]

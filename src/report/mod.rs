@@ -7,12 +7,14 @@ use crate::stream::Entry;
 
 mod json;
 mod junit;
+mod snapshot;
 mod table;
 
 pub use json::{read_json, write_json};
 pub use junit::{
     TRANSCRIPT_TAIL, group_of, junit_report, junit_string, transcript_line, write_junit,
 };
+pub use snapshot::{snapshot_name, snapshot_text};
 pub use table::{MAX_FAILING_SHOWN, summary_table, summary_table_with};
 
 /// Version of the `report.json` schema (documented in `docs/report-schema.md`).
