@@ -199,3 +199,40 @@ fn an_external_target_is_tested_through_its_address() {
         Some(Verdict::NotApplicable)
     );
 }
+
+#[test]
+fn snapshots_catch_a_behaviour_change() {
+    let dir = temp_dir("snapshots");
+    let snaps = dir.join("snaps");
+    let reports = dir.join("reports");
+    let args = |extra: &[&str]| {
+        let mut a = vec![
+            "run",
+            "--filter",
+            "matrix/in/t-OO1/p-OO1/",
+            "--snapshots",
+            snaps.to_str().unwrap(),
+            "--report-dir",
+            reports.to_str().unwrap(),
+        ];
+        a.extend_from_slice(extra);
+        run(&a)
+    };
+    let first = args(&[]);
+    assert_eq!(first.status.code(), Some(0));
+    assert_eq!(
+        std::fs::read_dir(&snaps).unwrap().count(),
+        11,
+        "one snapshot per case"
+    );
+    assert_eq!(args(&[]).status.code(), Some(0), "same behaviour, no drift");
+    // A target that starts accepting invalid certificates behaves differently:
+    // the snapshots say so, case by case.
+    let drift = args(&["--reference-fault", "accept-invalid-cert"]);
+    assert_eq!(drift.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&drift.stderr);
+    assert!(
+        err.contains("snapshot drift: matrix/in/t-OO1/p-OO1/expired/srv"),
+        "{err}"
+    );
+}

@@ -59,6 +59,13 @@ pub struct Args {
     /// Treat non-strict (SHOULD-level) deviations as failures.
     #[arg(long)]
     strict: bool,
+    /// Compare each case's normalised transcript with DIR/<case>.snap (written
+    /// when missing); any difference fails the run: "no behaviour change".
+    #[arg(long, value_name = "DIR")]
+    snapshots: Option<PathBuf>,
+    /// With --snapshots: overwrite differing snapshots instead of failing.
+    #[arg(long, requires = "snapshots")]
+    update_snapshots: bool,
     /// The matrix file.
     #[arg(long, value_name = "FILE", default_value = "scenarios/matrix.toml")]
     matrix: PathBuf,
@@ -201,14 +208,45 @@ fn run_inner(args: Args) -> Result<u8, String> {
         json.display(),
         junit.display()
     ));
+    let drifted = match &args.snapshots {
+        Some(dir) => compare_snapshots(&report, dir, args.update_snapshots)?,
+        None => 0,
+    };
     let s = &report.summary;
     Ok(if s.error > 0 {
         exit::TROUBLE
-    } else if s.fail > 0 || (args.strict && s.non_strict > 0) {
+    } else if s.fail > 0 || drifted > 0 || (args.strict && s.non_strict > 0) {
         exit::FAILED
     } else {
         exit::OK
     })
+}
+
+/// Writes missing snapshots, reports (or with `update`, rewrites) differing
+/// ones; returns how many differ.
+fn compare_snapshots(report: &Report, dir: &Path, update: bool) -> Result<usize, String> {
+    std::fs::create_dir_all(dir).map_err(|e| format!("--snapshots {}: {e}", dir.display()))?;
+    let (mut written, mut drifted) = (0, Vec::new());
+    for case in &report.cases {
+        let path = dir.join(format!("{}.snap", report::snapshot_name(&case.id)));
+        let text = report::snapshot_text(case);
+        match std::fs::read_to_string(&path) {
+            Ok(old) if old == text => continue,
+            Ok(_) if !update => drifted.push(case.id.clone()),
+            Ok(_) | Err(_) => {
+                std::fs::write(&path, &text)
+                    .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+                written += 1;
+            }
+        }
+    }
+    if written > 0 {
+        eprintln!("snapshots: wrote {written} in {}", dir.display());
+    }
+    for id in &drifted {
+        eprintln!("snapshot drift: {id} (compare with {})", dir.display());
+    }
+    Ok(drifted.len())
 }
 
 /// A bar on a terminal; plain lines (every 10%) otherwise.
