@@ -5,7 +5,7 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 
 use super::{CertVariant, Direction, DnsVariant, Policy, certificate_defect};
-use crate::partner::{Method, Methods, methods};
+use crate::partner::{Method, methods};
 use crate::partner::{Negotiation, Setting};
 
 /// One target configuration meeting one simulated peer.
@@ -285,9 +285,4 @@ fn method_refs(m: Method) -> Vec<&'static str> {
         Method::SaslOverTls => vec![REF_SASL, REF_EXTERNAL],
         Method::TlsDialback | Method::TcpDialback => vec![REF_DIALBACK],
     }
-}
-
-/// The set of methods both sides admit, for reports.
-pub fn shared_methods(p: &Pairing) -> Methods {
-    methods(p.target).intersection(methods(p.peer))
 }

@@ -73,11 +73,6 @@ pub fn verify_in_clear_allowed(n: Negotiation, faults: &Faults) -> bool {
     n.tls != Setting::Required || faults.has(Fault::IgnoreRequiredTlsInbound)
 }
 
-/// Whether SASL EXTERNAL may succeed on an inbound stream.
-pub fn external_allowed(n: Negotiation, state: InboundState, faults: &Faults) -> bool {
-    offer(n, state, faults).external
-}
-
 /// Stanzas arriving before authentication are refused unless a fault says otherwise.
 pub fn route_unauthenticated(faults: &Faults) -> bool {
     faults.has(Fault::RouteBeforeAuth)

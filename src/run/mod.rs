@@ -135,10 +135,6 @@ impl Harness {
         })
     }
 
-    pub fn target(&self) -> &Target {
-        &self.target
-    }
-
     /// Where case domains resolve (an external target must use it).
     pub fn dns_addr(&self) -> SocketAddr {
         self.dns.addr()
