@@ -449,6 +449,15 @@ pub(crate) const PROBLEM_ORDER: [Verdict; 4] = [
     Verdict::NotApplicable,
 ];
 
+/// `1 case`, `2 cases`.
+pub(crate) fn plural(n: usize, word: &str) -> String {
+    if n == 1 {
+        format!("{n} {word}")
+    } else {
+        format!("{n} {word}s")
+    }
+}
+
 /// "TLS" / "no TLS".
 pub(crate) fn tls_word(tls: bool) -> &'static str {
     if tls { "TLS" } else { "no TLS" }

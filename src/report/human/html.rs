@@ -14,7 +14,7 @@ use super::super::json::write_atomic;
 use super::super::{CaseResult, Report, Verdict, transcript_line};
 use super::{
     Layout, PROBLEM_ORDER, VariantTable, all_negotiations, cell_expected, cell_text,
-    direction_title, matrix_codes, negotiation_title, short_outcome, tls_word, visible,
+    direction_title, matrix_codes, negotiation_title, plural, tls_word, visible,
 };
 use crate::stream::{Dir, EntryKind};
 
@@ -86,6 +86,9 @@ table.grid th,table.var th{text-align:center;white-space:nowrap;font-family:ui-m
 table.grid tbody th,table.var tbody th{text-align:left}
 table.grid td a,table.var td a{display:block;padding:3px 5px;color:inherit;text-decoration:none;font-family:ui-monospace,Menlo,Consolas,monospace;font-size:12.5px}
 table.grid td a:hover,table.var td a:hover{outline:2px solid #333;outline-offset:-2px}
+table.grid td.v-fail a::before,table.var td.v-fail a::before{content:"✗ "}
+table.grid td.v-error a::before,table.var td.v-error a::before{content:"‼ "}
+table.grid td.v-non-strict a::before,table.var td.v-non-strict a::before{content:"! "}
 td .exp{display:block;font-size:10.5px;opacity:.85}
 td.missing{color:#aaa;background:#fafafa}
 .v-pass{background:var(--pass)}.v-non-strict{background:var(--ns)}.v-fail{background:var(--fail)}
@@ -246,8 +249,8 @@ impl Html<'_> {
         self.w(
             " Cells show the observed outcome: <b>SASL</b> = SASL over TLS, \
              <b>TLS-DB</b> = TLS Dialback, <b>TCP-DB</b> = TCP Dialback, <b>—</b> = refused; \
-             a second line gives the expected outcome when it differs. \
-             Every cell links to its case.</p>\n",
+             a second line gives the expected outcome when it differs; \
+             ✗ marks a failure, ‼ an error, ! a non-strict pass. Every cell links to its case.</p>\n",
         );
     }
 
@@ -457,11 +460,11 @@ impl Html<'_> {
             any = true;
             let _ = writeln!(
                 self.out,
-                "<h3 id=\"problems-{}\"><span class=\"badge {}\">{}</span> {} case(s)</h3>",
+                "<h3 id=\"problems-{}\"><span class=\"badge {}\">{}</span> {}</h3>",
                 v.as_str(),
                 vclass(v),
                 v.as_str(),
-                idx.len()
+                plural(idx.len(), "case")
             );
             for i in idx {
                 self.problem(i);
@@ -490,8 +493,8 @@ impl Html<'_> {
         self.w("</article>\n");
     }
 
-    /// What every case detail holds: description, expected vs observed,
-    /// rationale and references, facts, messages, transcript.
+    /// What every case detail holds: description, messages, expected vs
+    /// observed, rationale and references, facts, transcript.
     fn case_body(&mut self, c: &CaseResult, open: bool) {
         let _ = writeln!(
             self.out,
@@ -508,14 +511,20 @@ impl Html<'_> {
                 text(&codes.1)
             );
         }
+        // The messages say why the case did not pass: first, before the detail.
+        if !c.messages.is_empty() {
+            self.w("<p><b>Messages:</b></p>\n");
+            for m in &c.messages {
+                let _ = writeln!(self.out, "<pre class=\"msg\">{}</pre>", text(m));
+            }
+        }
         self.w("<table class=\"eo\"><thead><tr><th></th><th>outcome</th><th>stream</th></tr></thead><tbody>");
         match &c.expected {
             Some(e) => {
                 let _ = write!(
                     self.out,
-                    "<tr><th>expected</th><td>{} ({})</td><td>{}</td></tr>",
+                    "<tr><th>expected</th><td>{}</td><td>{}</td></tr>",
                     text(&e.outcome),
-                    text(&short_outcome(&e.outcome)),
                     tls_word(e.tls)
                 );
             }
@@ -525,9 +534,8 @@ impl Html<'_> {
             Some(o) => {
                 let _ = write!(
                     self.out,
-                    "<tr><th>observed</th><td>{} ({})</td><td>{}</td></tr>",
+                    "<tr><th>observed</th><td>{}</td><td>{}</td></tr>",
                     text(&o.outcome),
-                    text(&short_outcome(&o.outcome)),
                     tls_word(o.tls)
                 );
             }
@@ -557,12 +565,6 @@ impl Html<'_> {
                 let _ = write!(self.out, "<li>{}</li>", text(f));
             }
             self.w("</ul>\n");
-        }
-        if !c.messages.is_empty() {
-            self.w("<p><b>Messages:</b></p>\n");
-            for m in &c.messages {
-                let _ = writeln!(self.out, "<pre class=\"msg\">{}</pre>", text(m));
-            }
         }
         let t = &c.transcript;
         if t.is_empty() {
@@ -612,9 +614,9 @@ impl Html<'_> {
         for (g, idx) in groups {
             let _ = writeln!(
                 self.out,
-                "<details class=\"group\"><summary>{} ({} cases)</summary>",
+                "<details class=\"group\"><summary>{} ({})</summary>",
                 text(g),
-                idx.len()
+                plural(idx.len(), "case")
             );
             for i in idx {
                 let c = &report.cases[i];

@@ -13,7 +13,7 @@ use super::super::json::write_atomic;
 use super::super::{CaseResult, Report, Verdict, transcript_line};
 use super::{
     Layout, PROBLEM_ORDER, VariantTable, all_negotiations, cell_expected, cell_text,
-    direction_title, matrix_codes, tls_word, visible,
+    direction_title, matrix_codes, plural, tls_word, visible,
 };
 
 /// Writes [`markdown_string`] to `path` atomically, creating its directory.
@@ -84,8 +84,11 @@ fn mark(v: Verdict) -> &'static str {
 fn md(s: &str) -> String {
     let s = visible(s, false);
     let mut out = String::with_capacity(s.len() + 8);
-    for c in s.chars() {
+    let mut chars = s.chars().peekable();
+    while let Some(c) = chars.next() {
         match c {
+            // `scheme://` is what GitHub autolinks; breaking the colon is enough.
+            ':' if chars.peek() == Some(&'/') => out.push_str("\\:"),
             '<' => out.push_str("&lt;"),
             '>' => out.push_str("&gt;"),
             '&' => out.push_str("&amp;"),
@@ -316,10 +319,10 @@ fn problems(out: &mut String, report: &Report, layout: &Layout) {
         any = true;
         let _ = writeln!(
             out,
-            "### {} {} ({} cases)\n",
+            "### {} {} ({})\n",
             mark(v),
             v.as_str(),
-            idx.len()
+            plural(idx.len(), "case")
         );
         for i in idx {
             problem(out, &report.cases[i], &layout.anchors[i]);
@@ -345,6 +348,15 @@ fn problem(out: &mut String, c: &CaseResult, anchor: &str) {
         md(&c.family),
         c.duration_ms
     );
+    if !c.messages.is_empty() {
+        out.push_str("Messages:\n\n");
+        let listed: Vec<String> = c
+            .messages
+            .iter()
+            .map(|m| format!("- {}", m.replace('\n', "\n  ")))
+            .collect();
+        fenced(out, &listed.join("\n"));
+    }
     if let Some((t, p)) = matrix_codes(&c.id) {
         let _ = writeln!(out, "- **Target** {} · **peer** {}", md(&t), md(&p));
     }
@@ -381,15 +393,6 @@ fn problem(out: &mut String, c: &CaseResult, anchor: &str) {
         None => out.push_str("- **Observed:** nothing\n"),
     }
     out.push('\n');
-    if !c.messages.is_empty() {
-        out.push_str("Messages:\n\n");
-        let listed: Vec<String> = c
-            .messages
-            .iter()
-            .map(|m| format!("- {}", m.replace('\n', "\n  ")))
-            .collect();
-        fenced(out, &listed.join("\n"));
-    }
     if c.transcript.is_empty() {
         out.push_str("No transcript.\n\n");
     } else {
