@@ -5,11 +5,13 @@ use serde::{Deserialize, Serialize};
 
 use crate::stream::Entry;
 
+mod human;
 mod json;
 mod junit;
 mod snapshot;
 mod table;
 
+pub use human::{case_anchor, html_string, markdown_string, write_html, write_markdown};
 pub use json::{read_json, write_json};
 pub use junit::{
     TRANSCRIPT_TAIL, group_of, junit_report, junit_string, transcript_line, write_junit,
