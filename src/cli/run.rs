@@ -1,5 +1,6 @@
 //! `s2spec run`: the main job. Plays every selected case against the target,
-//! shows progress, writes `report.json` and `junit.xml`, prints a summary.
+//! shows progress, writes `report.json`, `junit.xml`, `report.md` and
+//! `report.html`, prints a summary.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -50,7 +51,7 @@ pub struct Args {
     /// Policy profile of the oracle (SPEC §4.4).
     #[arg(long, default_value = "lync", value_parser = parse_policy)]
     policy: Policy,
-    /// Where report.json and junit.xml go (default: reports/<target>/).
+    /// Where the four reports go (default: reports/<target>/).
     #[arg(long, value_name = "DIR")]
     report_dir: Option<PathBuf>,
     /// Make the reference target deviate in one named way (repeatable).
@@ -202,11 +203,19 @@ fn run_inner(args: Args) -> Result<u8, String> {
         .map_err(|e| format!("cannot write {}: {e}", json.display()))?;
     report::write_junit(&report, &junit)
         .map_err(|e| format!("cannot write {}: {e}", junit.display()))?;
+    let markdown = report_dir.join("report.md");
+    let html = report_dir.join("report.html");
+    report::write_markdown(&report, &markdown)
+        .map_err(|e| format!("cannot write {}: {e}", markdown.display()))?;
+    report::write_html(&report, &html)
+        .map_err(|e| format!("cannot write {}: {e}", html.display()))?;
     super::print_stdout(&report::summary_table(&report));
     super::print_stdout(&format!(
-        "reports: {}, {}\n",
+        "reports: {}, {}, {}, {}\n",
         json.display(),
-        junit.display()
+        junit.display(),
+        markdown.display(),
+        html.display()
     ));
     let drifted = match &args.snapshots {
         Some(dir) => compare_snapshots(&report, dir, args.update_snapshots)?,
