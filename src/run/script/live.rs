@@ -46,6 +46,8 @@ pub(super) struct Live {
     pub stream_id: Option<String>,
     /// The target's last `<stream:features/>`.
     pub features: Option<Features>,
+    /// What came where features were expected, for messages.
+    pub instead_of_features: Option<String>,
     pending: VecDeque<Seen>,
 }
 
@@ -56,6 +58,7 @@ impl Live {
             from,
             stream_id: None,
             features: None,
+            instead_of_features: None,
             pending: VecDeque::new(),
         }
     }
@@ -129,6 +132,7 @@ impl Live {
             other => {
                 let text = other.describe();
                 self.push_back(other);
+                self.instead_of_features = Some(text.clone());
                 return format!("no stream header, got {text}");
             }
         };
@@ -136,6 +140,7 @@ impl Live {
         match self.read(left).await {
             Seen::Element(e) if Features::parse(&e).is_some() => {
                 self.features = Features::parse(&e);
+                self.instead_of_features = None;
                 format!(
                     "header id={} and features {}",
                     header.id.as_deref().unwrap_or("(none)"),
@@ -145,6 +150,7 @@ impl Live {
             other => {
                 let text = other.describe();
                 self.push_back(other);
+                self.instead_of_features = Some(text.clone());
                 format!(
                     "header id={}, then {text}",
                     header.id.as_deref().unwrap_or("(none)")

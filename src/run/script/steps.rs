@@ -158,7 +158,11 @@ impl<'a> Run<'a> {
             Action::ExpectFeature { feature, present } => {
                 let live = self.current()?;
                 let Some(features) = &live.features else {
-                    return unmet("stream features", "no <stream:features/> on this stream");
+                    let instead = live.instead_of_features.as_deref().unwrap_or("nothing");
+                    return unmet(
+                        "stream features",
+                        format!("no <stream:features/> on this stream, but {instead}"),
+                    );
                 };
                 let has = has_feature(features, feature);
                 let name = feature_name(feature);

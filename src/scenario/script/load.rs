@@ -265,16 +265,25 @@ fn line_of(text: &str, offset: usize) -> usize {
         .count()
 }
 
-/// The step's first meaningful line, for messages.
+/// The step's keys as written (without `note`), for messages. The span of
+/// an array-of-tables entry may cover only its header, so this reads on to
+/// the next table header.
 fn step_source(text: &str, span: std::ops::Range<usize>) -> String {
-    let body = text.get(span).unwrap_or_default();
-    body.lines()
-        .map(str::trim)
-        .find(|l| !l.is_empty() && !l.starts_with('[') && !l.starts_with('#'))
-        .unwrap_or("[[step]]")
-        .chars()
-        .take(160)
-        .collect()
+    let rest = text.get(span.start..).unwrap_or_default();
+    let mut lines = rest.lines();
+    let first = lines.next().unwrap_or_default().trim();
+    let body = std::iter::once(first)
+        .filter(|l| !l.starts_with('['))
+        .chain(lines.map(str::trim).take_while(|l| !l.starts_with('[')));
+    let keys: Vec<&str> = body
+        .filter(|l| !l.is_empty() && !l.starts_with('#') && !l.starts_with("note"))
+        .collect();
+    let joined = keys.join("; ");
+    if joined.chars().count() > 200 {
+        format!("{}…", joined.chars().take(200).collect::<String>())
+    } else {
+        joined
+    }
 }
 
 /// `<spec>/<section>/<slug>`: three or more segments of `[a-z0-9.-]`.
