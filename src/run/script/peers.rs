@@ -60,19 +60,30 @@ impl Peers {
             let profile = PeerProfile::new(d.clone(), spec.negotiation, spec.cert)
                 .with_authzid(spec.authzid.clone())
                 .with_verify_mode(spec.verify);
-            // Placed before it is recorded, so `finish` only undoes what exists.
-            let placed = network::place(&env, &profile, peers.target.clone(), spec.dns).await?;
-            if let Some(zone) = placed.zone.clone() {
-                harness.dns.upsert_zone(zone).map_err(|e| e.to_string())?;
-            }
+            let placed = match network::place(&env, &profile, peers.target.clone(), spec.dns).await
+            {
+                Ok(p) => p,
+                Err(e) => {
+                    peers.finish(harness).await;
+                    return Err(e);
+                }
+            };
+            // Recorded first, so that `finish` also undoes a half-done placement.
+            let zone = placed.zone.clone();
             peers.entries.insert(
-                d,
+                d.clone(),
                 Entry {
                     env,
                     profile,
                     placed,
                 },
             );
+            if let Some(zone) = zone
+                && let Err(e) = harness.dns.upsert_zone(zone)
+            {
+                peers.finish(harness).await;
+                return Err(e.to_string());
+            }
         }
         Ok(peers)
     }

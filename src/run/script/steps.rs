@@ -23,6 +23,9 @@ use crate::xml::element::escape_attr;
 use crate::xml::header::stream_error_condition;
 use crate::xml::{Element, NS_TLS};
 
+/// Closing our side at the end never waits longer than this.
+const CLOSE_WAIT: Duration = Duration::from_secs(1);
+
 pub(super) enum Outcome {
     Met(String),
     Unmet { expected: String, observed: String },
@@ -71,7 +74,7 @@ impl<'a> Run<'a> {
     /// Closes every connection and stops the peer servers.
     pub async fn finish(mut self) {
         for live in &mut self.conns {
-            let _ = live.stream.close().await;
+            let _ = tokio::time::timeout(CLOSE_WAIT, live.stream.close()).await;
         }
         self.peers.finish(self.harness).await;
     }
@@ -181,7 +184,7 @@ impl<'a> Run<'a> {
             }
             Action::Close => {
                 let live = self.current()?;
-                let _ = live.stream.close().await;
+                let _ = tokio::time::timeout(wait, live.stream.close()).await;
                 Ok(Outcome::Met("closed our side".into()))
             }
             Action::Wait(d) => {
@@ -304,12 +307,16 @@ impl<'a> Run<'a> {
             })?;
             element = parse_xml(&text).map_err(|e| format!("XML to send: {e}"))?;
         }
+        let wait = self.harness.options.step;
         let live = self.current()?;
         // A refused write is not judged here: the expectations that follow
-        // say whether the target was right to stop reading.
-        Ok(Outcome::Met(match live.stream.send(&element).await {
-            Ok(()) => format!("sent <{}/>", element.name),
-            Err(e) => format!("could not send <{}/>: {e}", element.name),
+        // say whether the target was right to stop reading. A target that
+        // stops reading without closing must not hang us, hence the bound.
+        let sent = tokio::time::timeout(wait, live.stream.send(&element)).await;
+        Ok(Outcome::Met(match sent {
+            Ok(Ok(())) => format!("sent <{}/>", element.name),
+            Ok(Err(e)) => format!("could not send <{}/>: {e}", element.name),
+            Err(_) => format!("could not send <{}/> within {wait:?}", element.name),
         }))
     }
 
@@ -354,13 +361,14 @@ impl<'a> Run<'a> {
                 })?
             }
         };
+        let wait = self.harness.options.step;
         let live = self.current()?;
-        Ok(Outcome::Met(
-            match live.stream.send_raw(text.as_bytes()).await {
-                Ok(()) => format!("sent {} raw bytes", text.len()),
-                Err(e) => format!("could not send {} raw bytes: {e}", text.len()),
-            },
-        ))
+        let sent = tokio::time::timeout(wait, live.stream.send_raw(text.as_bytes())).await;
+        Ok(Outcome::Met(match sent {
+            Ok(Ok(())) => format!("sent {} raw bytes", text.len()),
+            Ok(Err(e)) => format!("could not send {} raw bytes: {e}", text.len()),
+            Err(_) => format!("could not send {} raw bytes within {wait:?}", text.len()),
+        }))
     }
 
     async fn starttls(
@@ -382,8 +390,10 @@ impl<'a> Run<'a> {
         let live = self.current()?;
         // One write, so that the pipelined bytes arrive with <starttls/>.
         let bytes = format!("<starttls xmlns='{NS_TLS}'/>{extra}");
-        if let Err(e) = live.stream.send_raw(bytes.as_bytes()).await {
-            return unmet("to send <starttls/>", e.to_string());
+        match tokio::time::timeout(wait, live.stream.send_raw(bytes.as_bytes())).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => return unmet("to send <starttls/>", e.to_string()),
+            Err(_) => return unmet("to send <starttls/>", "a write timeout"),
         }
         match live.read_past_headers(wait).await {
             Seen::Element(e) if starttls::is_proceed(&e) => {}
@@ -437,7 +447,7 @@ impl<'a> Run<'a> {
             }
             (None, true) => unmet(format!("{from} to authenticate"), summary),
             (Some(mut stream), false) => {
-                let _ = stream.close().await;
+                let _ = tokio::time::timeout(CLOSE_WAIT, stream.close()).await;
                 unmet(format!("{from} not to be authenticated"), summary)
             }
             (None, false) => Ok(Outcome::Met(summary)),

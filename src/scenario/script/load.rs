@@ -157,6 +157,10 @@ struct RawStep {
     note: Option<String>,
 }
 
+/// The largest padded send (16 MiB): far above any sensible stanza limit,
+/// small enough to build in memory.
+const MAX_PAD: usize = 16 * 1024 * 1024;
+
 /// Reads and checks one scenario file.
 pub fn parse_script(text: &str, file: &str) -> Result<Script, String> {
     let at_line = |offset: usize| line_of(text, offset);
@@ -467,6 +471,9 @@ fn build_step(r: RawStep, line: usize, source: String) -> Result<Step, String> {
             allow(&t, "`send-raw`", |p| {
                 for_send(p) || (*p == Placeholder::Padding && r.pad_to.is_some())
             })?;
+            if r.pad_to.is_some_and(|n| n > MAX_PAD) {
+                return Err(format!("`pad-to` is at most {MAX_PAD} bytes"));
+            }
             if r.pad_to.is_some() && !t.holes().any(|p| *p == Placeholder::Padding) {
                 return Err("`pad-to` needs a `{padding}` in the text".into());
             }
