@@ -1,5 +1,5 @@
-//! `cargo test --test conformance`: one trial per case of the matrix against
-//! the embedded reference target. Filters, `--list`, `--exact`, `--skip` and
+//! `cargo test --test conformance`: one trial per case of the matrix and per
+//! scripted scenario (`scenarios/<spec>/`) against the embedded reference target. Filters, `--list`, `--exact`, `--skip` and
 //! `--format json` work as with any test binary; the shared services (PKI,
 //! mock DNS, target) start lazily on the first trial, so `--list` is instant.
 
@@ -9,7 +9,7 @@ use std::sync::{Arc, LazyLock, OnceLock};
 use libtest_mimic::{Arguments, Failed, Trial};
 use s2spec::report::Verdict;
 use s2spec::run::{Harness, Options};
-use s2spec::scenario::{Case, expand, load_matrix};
+use s2spec::scenario::{Case, expand, load_matrix, load_script_cases};
 
 static RUNTIME: LazyLock<tokio::runtime::Runtime> = LazyLock::new(|| {
     tokio::runtime::Builder::new_multi_thread()
@@ -71,7 +71,9 @@ fn main() {
         args.test_threads = Some(32);
     }
     let spec = load_matrix(Path::new("scenarios/matrix.toml")).expect("scenarios/matrix.toml");
-    let cases = Arc::new(expand(&spec).expect("matrix expands"));
+    let mut cases = expand(&spec).expect("matrix expands");
+    cases.extend(load_script_cases(Path::new("scenarios")).expect("scenario files load"));
+    let cases = Arc::new(cases);
     let trials = cases
         .iter()
         .cloned()

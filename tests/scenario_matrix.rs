@@ -55,7 +55,7 @@ fn config_cases_are_the_seven_invalid_rows() {
         .into_iter()
         .filter_map(|c| match c.kind {
             CaseKind::Config(n) => Some(n.code()),
-            CaseKind::Pairing(_) | CaseKind::Stranger { .. } => None,
+            CaseKind::Pairing(_) | CaseKind::Stranger { .. } | CaseKind::Script(_) => None,
         })
         .collect();
     assert_eq!(got, ["NR1", "NR0", "NO1", "NO0", "RN0", "ON0", "NN0"]);

@@ -124,9 +124,15 @@ pub fn select(
         .collect()
 }
 
+/// The matrix cases, then every scenario file in the matrix file's folder.
 pub fn load_cases(matrix: &Path) -> Result<Vec<Case>, String> {
     let spec = load_matrix(matrix)?;
-    expand(&spec)
+    let mut cases = expand(&spec)?;
+    let dir = matrix.parent().filter(|d| !d.as_os_str().is_empty());
+    cases.extend(crate::scenario::load_script_cases(
+        dir.unwrap_or(Path::new(".")),
+    )?);
+    Ok(cases)
 }
 
 pub fn run(args: Args) -> u8 {

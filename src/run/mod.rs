@@ -4,6 +4,7 @@
 
 pub mod judge;
 pub mod network;
+mod script;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -211,6 +212,7 @@ impl Harness {
             CaseKind::Stranger { direction, peer } => {
                 self.stranger_case(*direction, *peer, transcript).await
             }
+            CaseKind::Script(s) => self.script_case(s, transcript).await,
         }
     }
 
@@ -492,10 +494,17 @@ async fn target_gave_up(
 }
 
 /// One partner per pairing case: the case's target configuration for the
-/// case's peer domain (with a proxy FQDN under the `proxy-fqdn` variant).
+/// case's peer domain (with a proxy FQDN under the `proxy-fqdn` variant);
+/// and the partner entry of each scripted scenario that has one.
 pub fn partner_set(cases: &[Case], target_domain: &str) -> String {
     let mut out = format!("[local]\ndomains = [\"{target_domain}\"]\nusers = [\"{LOCAL_USER}\"]\n");
     for case in cases {
+        if let CaseKind::Script(s) = &case.kind {
+            let fqdn =
+                (s.peer.dns == DnsVariant::ProxyFqdn).then(|| network::proxy_fqdn(&s.domain()));
+            out.extend(s.partner_entry(target_domain, fqdn.as_deref()));
+            continue;
+        }
         let CaseKind::Pairing(p) = &case.kind else {
             continue;
         };

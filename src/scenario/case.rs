@@ -4,6 +4,7 @@ use serde::Serialize;
 
 use crate::oracle::{Direction, Pairing};
 use crate::partner::Negotiation;
+use crate::scenario::script::{Script, ScriptRef};
 
 /// What a case exercises.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -19,6 +20,23 @@ pub enum CaseKind {
         direction: Direction,
         peer: Negotiation,
     },
+    /// A scripted scenario (`scenarios/<spec>/…`).
+    Script(#[serde(serialize_with = "serialize_script")] ScriptRef),
+}
+
+/// `Arc` has no `Serialize` without serde's `rc` feature; the content does.
+fn serialize_script<S: serde::Serializer>(s: &ScriptRef, ser: S) -> Result<S::Ok, S::Error> {
+    Script::serialize(s, ser)
+}
+
+/// The case of a scenario: its id, `script` family, its title.
+pub fn script_case(script: Script) -> Case {
+    Case {
+        id: script.id.clone(),
+        family: "script".into(),
+        description: format!("[{}] {}", script.level.as_str(), script.title),
+        kind: CaseKind::Script(std::sync::Arc::new(script)),
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

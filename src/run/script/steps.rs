@@ -1,0 +1,648 @@
+//! What each step does on the wire. A step is `Met` with a short fact for
+//! the report, `Unmet` with what was expected and what was observed, or an
+//! `Err` when the harness itself could not carry it out (a scenario bug or a
+//! broken environment, reported as `error`).
+
+use std::time::Duration;
+
+use base64::Engine;
+
+use super::live::{Live, Seen};
+use super::peers::Peers;
+use crate::dialback::Secret;
+use crate::features::Features;
+use crate::peer::{InitiatorReport, PeerProfile, ServerEvent, initiate};
+use crate::pki::KeyType;
+use crate::run::Harness;
+use crate::scenario::script::pattern::{Captures, matches, parse_xml, present_children};
+use crate::scenario::script::{Action, Feature, Placeholder, Script, Step, Template};
+use crate::starttls;
+use crate::stream::{Dir, EntryKind, XmppStream};
+use crate::tls::{self, Transport};
+use crate::xml::element::escape_attr;
+use crate::xml::header::stream_error_condition;
+use crate::xml::{Element, NS_TLS};
+
+/// Closing our side at the end never waits longer than this.
+const CLOSE_WAIT: Duration = Duration::from_secs(1);
+
+pub(super) enum Outcome {
+    Met(String),
+    Unmet { expected: String, observed: String },
+}
+
+fn unmet(expected: impl Into<String>, observed: impl Into<String>) -> Result<Outcome, String> {
+    Ok(Outcome::Unmet {
+        expected: expected.into(),
+        observed: observed.into(),
+    })
+}
+
+/// The state of one scenario while it plays.
+pub(super) struct Run<'a> {
+    harness: &'a Harness,
+    script: &'a Script,
+    peers: Peers,
+    /// Connections in the order they were opened; steps act on the last.
+    conns: Vec<Live>,
+    captures: Captures,
+}
+
+impl<'a> Run<'a> {
+    pub fn new(harness: &'a Harness, script: &'a Script, peers: Peers) -> Run<'a> {
+        Run {
+            harness,
+            script,
+            peers,
+            conns: Vec::new(),
+            captures: Captures::new(),
+        }
+    }
+
+    /// A scenario-level note in the transcript (stream 0).
+    pub fn note(&self, text: String) {
+        self.peers
+            .base
+            .transcript
+            .record(0, Dir::Sent, false, EntryKind::Note, text);
+    }
+
+    pub fn any_tls(&self) -> bool {
+        self.conns.iter().any(|c| c.stream.is_tls())
+    }
+
+    /// Closes every connection and stops the peer servers.
+    pub async fn finish(mut self) {
+        for live in &mut self.conns {
+            let _ = tokio::time::timeout(CLOSE_WAIT, live.stream.close()).await;
+        }
+        self.peers.finish(self.harness).await;
+    }
+
+    fn wait(&self, step: &Step) -> Duration {
+        step.timeout.unwrap_or(self.harness.options.step)
+    }
+
+    fn current(&mut self) -> Result<&mut Live, String> {
+        self.conns
+            .last_mut()
+            .ok_or_else(|| "no connection: `connect` or `authenticate` first".to_string())
+    }
+
+    pub async fn step(&mut self, step: &Step) -> Result<Outcome, String> {
+        let wait = self.wait(step);
+        match &step.action {
+            Action::Connect {
+                from,
+                to,
+                header,
+                direct_tls,
+            } => {
+                let (from, to) = (self.peers.domain_of(from)?, self.peers.domain_of(to)?);
+                self.connect(from, to, *header, *direct_tls, wait).await
+            }
+            Action::Open => {
+                let to = self.peers.target.domain.clone();
+                let live = self.current()?;
+                // After SASL success the parser restarts (RFC 6120 §6.4.6);
+                // after TLS it is fresh already.
+                if live.stream.peer_header().is_some() {
+                    live.stream.restart().map_err(|e| e.to_string())?;
+                }
+                let seen = live.open(&to, wait).await?;
+                Ok(Outcome::Met(seen))
+            }
+            Action::Send(t) => self.send(t).await,
+            Action::SendRaw { text, pad_to } => self.send_raw(text, *pad_to).await,
+            Action::StartTls { pipeline } => self.starttls(pipeline.as_ref(), wait).await,
+            Action::Authenticate {
+                from,
+                expect_success,
+            } => {
+                let from = self.peers.domain_of(from)?;
+                self.authenticate(from, *expect_success).await
+            }
+            Action::Expect { patterns, exact } => self.expect(patterns, *exact, wait).await,
+            Action::ExpectStreamError(conditions) => {
+                let seen = self.current()?.read_past_headers(wait).await;
+                let want = format!("a stream error <{}/>", conditions.join("/> or <"));
+                match &seen {
+                    Seen::Element(e) => match stream_error_condition(e) {
+                        Some(c) if conditions.iter().any(|w| w == c) => {
+                            Ok(Outcome::Met(format!("stream error <{c}/>")))
+                        }
+                        _ => unmet(want, seen.describe()),
+                    },
+                    Seen::Timeout => unmet(want, format!("nothing within {wait:?}")),
+                    other => unmet(want, other.describe()),
+                }
+            }
+            Action::ExpectClose => match self.current()?.read_past_headers(wait).await {
+                Seen::Closed(how) => Ok(Outcome::Met(format!("closed ({how})"))),
+                Seen::Timeout => unmet(
+                    "the target to close the stream",
+                    format!("the stream still open after {wait:?}"),
+                ),
+                other => unmet("the target to close the stream", other.describe()),
+            },
+            Action::ExpectNothing(quiet) => match self.current()?.read(*quiet).await {
+                Seen::Timeout => Ok(Outcome::Met(format!("nothing for {quiet:?}"))),
+                other => unmet(format!("nothing for {quiet:?}"), other.describe()),
+            },
+            Action::ExpectDelivery { id, at, delivered } => {
+                self.delivery(id, at, *delivered, step).await
+            }
+            Action::ExpectStanza {
+                pattern,
+                exact,
+                absent,
+                at,
+            } => self.stanza(pattern, *exact, absent, at, step).await,
+            Action::ExpectFeature { feature, present } => {
+                let live = self.current()?;
+                let Some(features) = &live.features else {
+                    let instead = live.instead_of_features.as_deref().unwrap_or("nothing");
+                    return unmet(
+                        "stream features",
+                        format!("no <stream:features/> on this stream, but {instead}"),
+                    );
+                };
+                let has = has_feature(features, feature);
+                let name = feature_name(feature);
+                match (has, *present) {
+                    (true, true) => Ok(Outcome::Met(format!("{name} offered"))),
+                    (false, false) => Ok(Outcome::Met(format!("{name} not offered"))),
+                    (false, true) => unmet(
+                        format!("{name} among the features"),
+                        format!("features {}", features.to_element()),
+                    ),
+                    (true, false) => unmet(
+                        format!("no {name} among the features"),
+                        format!("features {}", features.to_element()),
+                    ),
+                }
+            }
+            Action::Close => {
+                let live = self.current()?;
+                let _ = tokio::time::timeout(wait, live.stream.close()).await;
+                Ok(Outcome::Met("closed our side".into()))
+            }
+            Action::Wait(d) => {
+                tokio::time::sleep(*d).await;
+                Ok(Outcome::Met(format!("waited {d:?}")))
+            }
+        }
+    }
+
+    // ----- placeholders ------------------------------------------------
+
+    /// Values for the placeholders every context shares; `None` keeps one.
+    fn fill(&self, p: &Placeholder, keep_captures: bool) -> Result<Option<String>, String> {
+        let b64 = |s: &str| base64::engine::general_purpose::STANDARD.encode(s.as_bytes());
+        Ok(Some(match p {
+            Placeholder::Peer => self.peers.domain.clone(),
+            Placeholder::Target => self.peers.target.domain.clone(),
+            Placeholder::StreamId => self
+                .conns
+                .last()
+                .and_then(|c| c.stream_id.clone())
+                .unwrap_or_default(),
+            Placeholder::PeerBase64 => b64(&self.peers.domain),
+            Placeholder::Base64(t) => b64(t),
+            Placeholder::Capture(_) if keep_captures => return Ok(None),
+            Placeholder::Capture(n) => self
+                .captures
+                .get(n)
+                .cloned()
+                .ok_or_else(|| format!("nothing was captured as `{n}`"))?,
+            Placeholder::Any
+            | Placeholder::Absent
+            | Placeholder::DialbackKey
+            | Placeholder::Padding => return Ok(None),
+        }))
+    }
+
+    /// Renders XML: values are escaped for attribute or text positions.
+    fn render_xml(&self, t: &Template, keep_captures: bool) -> Result<String, String> {
+        t.render(|p| {
+            Ok(self.fill(p, keep_captures)?.map(|v| {
+                let mut out = String::new();
+                escape_attr(&v, &mut out);
+                out
+            }))
+        })
+    }
+
+    // ----- steps ------------------------------------------------------
+
+    async fn connect(
+        &mut self,
+        from: String,
+        to: String,
+        header: bool,
+        direct_tls: bool,
+        wait: Duration,
+    ) -> Result<Outcome, String> {
+        let env = &self.peers.base;
+        let addr = self.peers.target.addr;
+        let no = env.streams.next();
+        let stream = if direct_tls {
+            let leaf = self.leaf(&from)?;
+            let (config, _recorder) =
+                tls::client_config(&env.roots, leaf.as_deref(), Transport::DirectTls)
+                    .map_err(|e| e.to_string())?;
+            let name = tls::server_name(&self.peers.target.domain).map_err(|e| e.to_string())?;
+            let attempt = XmppStream::connect_direct_tls(
+                addr,
+                config,
+                name,
+                env.limits,
+                env.transcript.clone(),
+                no,
+            );
+            match tokio::time::timeout(wait, attempt).await {
+                Ok(Ok(s)) => s,
+                Ok(Err(e)) => return unmet("a direct TLS handshake (XEP-0368)", e.to_string()),
+                Err(_) => return unmet("a direct TLS handshake (XEP-0368)", "a timeout"),
+            }
+        } else {
+            let attempt = XmppStream::connect(addr, env.limits, env.transcript.clone(), no);
+            match tokio::time::timeout(wait, attempt).await {
+                Ok(Ok(s)) => s,
+                Ok(Err(e)) => return unmet(format!("a connection to {addr}"), e.to_string()),
+                Err(_) => return unmet(format!("a connection to {addr}"), "a timeout"),
+            }
+        };
+        let mut live = Live::new(stream, from);
+        let fact = if header {
+            live.open(&to, wait).await?
+        } else {
+            "connected, no header sent".into()
+        };
+        self.conns.push(live);
+        Ok(Outcome::Met(fact))
+    }
+
+    /// The certificate the peer presents for `domain` (its profile's variant).
+    fn leaf(&self, domain: &str) -> Result<Option<std::sync::Arc<crate::pki::Leaf>>, String> {
+        self.peers
+            .base
+            .pki
+            .leaf(domain, self.script.peer.cert, KeyType::Ecdsa)
+            .map_err(|e| e.to_string())
+    }
+
+    async fn send(&mut self, t: &Template) -> Result<Outcome, String> {
+        let text = self.render_xml(t, false)?;
+        let mut element = parse_xml(&text).map_err(|e| format!("XML to send: {e}"))?;
+        if t.holes().any(|p| *p == Placeholder::DialbackKey) {
+            let key = self.dialback_key(&element);
+            let text = t.render(|p| match p {
+                Placeholder::DialbackKey => Ok(Some(key.clone())),
+                other => Ok(self.fill(other, false)?.map(|v| {
+                    let mut out = String::new();
+                    escape_attr(&v, &mut out);
+                    out
+                })),
+            })?;
+            element = parse_xml(&text).map_err(|e| format!("XML to send: {e}"))?;
+        }
+        let wait = self.harness.options.step;
+        let live = self.current()?;
+        // A refused write is not judged here: the expectations that follow
+        // say whether the target was right to stop reading. A target that
+        // stops reading without closing must not hang us, hence the bound.
+        let sent = tokio::time::timeout(wait, live.stream.send(&element)).await;
+        Ok(Outcome::Met(match sent {
+            Ok(Ok(())) => format!("sent <{}/>", element.name),
+            Ok(Err(e)) => format!("could not send <{}/>: {e}", element.name),
+            Err(_) => format!("could not send <{}/> within {wait:?}", element.name),
+        }))
+    }
+
+    /// XEP-0185 key for the `db:result` about to be sent: its `from` as the
+    /// originating domain (the current stream's when absent), its `to` as the
+    /// receiving one, and the current stream id. A domain the peer does not
+    /// serve gets a key from a secret nobody can verify (a spoof).
+    fn dialback_key(&self, e: &Element) -> String {
+        let live = self.conns.last();
+        let from = e
+            .attr("from")
+            .map(str::to_owned)
+            .or_else(|| live.map(|l| l.from.clone()))
+            .unwrap_or_default()
+            .to_ascii_lowercase();
+        let to = e
+            .attr("to")
+            .map(str::to_owned)
+            .unwrap_or_else(|| self.peers.target.domain.clone());
+        let id = live.and_then(|l| l.stream_id.clone()).unwrap_or_default();
+        match self.peers.entries.get(&from) {
+            Some(entry) => entry.env.secret.key(&to, &from, &id),
+            None => Secret::random().key(&to, &from, &id),
+        }
+    }
+
+    async fn send_raw(&mut self, t: &Template, pad_to: Option<usize>) -> Result<Outcome, String> {
+        let bare = t.render(|p| match p {
+            Placeholder::Padding => Ok(Some(String::new())),
+            other => self.fill(other, false),
+        })?;
+        let text = match pad_to {
+            None => bare,
+            Some(total) => {
+                let fill = total
+                    .checked_sub(bare.len())
+                    .ok_or_else(|| format!("`pad-to = {total}` is smaller than the text itself"))?;
+                let padding = "x".repeat(fill);
+                t.render(|p| match p {
+                    Placeholder::Padding => Ok(Some(padding.clone())),
+                    other => self.fill(other, false),
+                })?
+            }
+        };
+        let wait = self.harness.options.step;
+        let live = self.current()?;
+        let sent = tokio::time::timeout(wait, live.stream.send_raw(text.as_bytes())).await;
+        Ok(Outcome::Met(match sent {
+            Ok(Ok(())) => format!("sent {} raw bytes", text.len()),
+            Ok(Err(e)) => format!("could not send {} raw bytes: {e}", text.len()),
+            Err(_) => format!("could not send {} raw bytes within {wait:?}", text.len()),
+        }))
+    }
+
+    async fn starttls(
+        &mut self,
+        pipeline: Option<&Template>,
+        wait: Duration,
+    ) -> Result<Outcome, String> {
+        let extra = match pipeline {
+            Some(t) => t.render(|p| self.fill(p, false))?,
+            None => String::new(),
+        };
+        let from = self.current()?.from.clone();
+        let leaf = self.leaf(&from)?;
+        let (config, _recorder) =
+            tls::client_config(&self.peers.base.roots, leaf.as_deref(), Transport::StartTls)
+                .map_err(|e| e.to_string())?;
+        let target = self.peers.target.domain.clone();
+        let name = tls::server_name(&target).map_err(|e| e.to_string())?;
+        let live = self.current()?;
+        // One write, so that the pipelined bytes arrive with <starttls/>.
+        let bytes = format!("<starttls xmlns='{NS_TLS}'/>{extra}");
+        match tokio::time::timeout(wait, live.stream.send_raw(bytes.as_bytes())).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => return unmet("to send <starttls/>", e.to_string()),
+            Err(_) => return unmet("to send <starttls/>", "a write timeout"),
+        }
+        match live.read_past_headers(wait).await {
+            Seen::Element(e) if starttls::is_proceed(&e) => {}
+            other => return unmet("<proceed/>", other.describe()),
+        }
+        match tokio::time::timeout(wait, live.stream.starttls_client(config, name)).await {
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => return unmet("a TLS handshake", e.to_string()),
+            Err(_) => return unmet("a TLS handshake", "a timeout"),
+        }
+        let seen = live.open(&target, wait).await?;
+        Ok(Outcome::Met(format!("TLS up; {seen}")))
+    }
+
+    async fn authenticate(
+        &mut self,
+        from: String,
+        expect_success: bool,
+    ) -> Result<Outcome, String> {
+        let spec = &self.script.peer;
+        let (env, profile) = match self.peers.entries.get(&from) {
+            Some(entry) => (entry.env.clone(), entry.profile.clone()),
+            None => (
+                self.peers.base.for_another_peer(),
+                PeerProfile::new(from.clone(), spec.negotiation, spec.cert)
+                    .with_authzid(spec.authzid.clone())
+                    .with_verify_mode(spec.verify),
+            ),
+        };
+        let target = self.peers.target.clone();
+        let mut initiated = initiate(&env, &profile, target.addr, &target.domain).await;
+        let summary = summary(&initiated.report);
+        match (initiated.stream.take(), expect_success) {
+            (Some(stream), true) => {
+                let r = &initiated.report;
+                let mut live = Live::new(stream, from);
+                live.stream_id = r.headers.last().and_then(|h| h.id.clone());
+                let seen = r
+                    .features_sasl
+                    .as_ref()
+                    .or(r.features_tls.as_ref())
+                    .or(r.features_clear.as_ref());
+                live.features = seen.map(|f| Features {
+                    starttls: f.starttls,
+                    mechanisms: f.mechanisms.clone(),
+                    dialback: f.dialback,
+                    other: f.other.iter().filter_map(|n| other_feature(n)).collect(),
+                });
+                self.conns.push(live);
+                Ok(Outcome::Met(summary))
+            }
+            (None, true) => unmet(format!("{from} to authenticate"), summary),
+            (Some(mut stream), false) => {
+                let _ = tokio::time::timeout(CLOSE_WAIT, stream.close()).await;
+                unmet(format!("{from} not to be authenticated"), summary)
+            }
+            (None, false) => Ok(Outcome::Met(summary)),
+        }
+    }
+
+    async fn expect(
+        &mut self,
+        patterns: &[Template],
+        exact: bool,
+        wait: Duration,
+    ) -> Result<Outcome, String> {
+        let mut rendered = Vec::new();
+        for t in patterns {
+            let text = self.render_xml(t, true)?;
+            let p = parse_xml(&text).map_err(|e| format!("pattern: {e}"))?;
+            rendered.push((text, p));
+        }
+        let want = rendered
+            .iter()
+            .map(|(t, _)| t.as_str())
+            .collect::<Vec<_>>()
+            .join(" or ");
+        let seen = self.current()?.read_past_headers(wait).await;
+        let e = match &seen {
+            Seen::Element(e) => e,
+            Seen::Timeout => return unmet(want, format!("nothing within {wait:?}")),
+            other => return unmet(want, other.describe()),
+        };
+        let mut why = Vec::new();
+        for (_, p) in &rendered {
+            match matches(p, e, exact, &self.captures) {
+                Ok(c) => {
+                    self.captures = c;
+                    return Ok(Outcome::Met(format!("got {}", seen.describe())));
+                }
+                Err(w) => why.push(w),
+            }
+        }
+        unmet(want, format!("{} ({})", seen.describe(), why.join("; ")))
+    }
+
+    async fn delivery(
+        &mut self,
+        id: &Template,
+        at: &Template,
+        delivered: bool,
+        step: &Step,
+    ) -> Result<Outcome, String> {
+        let id = id.render(|p| self.fill(p, false))?;
+        let at = self.peers.domain_of(at)?;
+        let entry = self
+            .peers
+            .entries
+            .get(&at)
+            .ok_or_else(|| format!("no peer server for {at}: list it in [peer] domains"))?;
+        let wait = step.timeout.unwrap_or(self.harness.options.delivery_wait);
+        // The echo (or any non-error stanza with the id) proves delivery;
+        // an error reply with the id proves the opposite.
+        let found = entry
+            .placed
+            .server
+            .wait_for_stanza(wait, |s| {
+                s.id.as_deref() == Some(id.as_str()) && s.ty.as_deref() != Some("error")
+            })
+            .await;
+        let what = format!("the stanza with id '{id}' echoed back to {at}");
+        match (found, delivered) {
+            (Some(ServerEvent::Stanza { stanza, .. }), true) => {
+                Ok(Outcome::Met(format!("delivered: {}", stanza.xml)))
+            }
+            (Some(ServerEvent::Stanza { stanza, .. }), false) => {
+                unmet(format!("no delivery of {what}"), stanza.xml)
+            }
+            (Some(_), _) => Err("unexpected event kind".into()),
+            (None, true) => unmet(
+                what,
+                format!("nothing within {wait:?}{}", received(entry, &at)),
+            ),
+            (None, false) => Ok(Outcome::Met(format!("not delivered within {wait:?}"))),
+        }
+    }
+
+    async fn stanza(
+        &mut self,
+        pattern: &Template,
+        exact: bool,
+        absent: &[String],
+        at: &Template,
+        step: &Step,
+    ) -> Result<Outcome, String> {
+        let text = self.render_xml(pattern, true)?;
+        let p = parse_xml(&text).map_err(|e| format!("pattern: {e}"))?;
+        let at = self.peers.domain_of(at)?;
+        let entry = self
+            .peers
+            .entries
+            .get(&at)
+            .ok_or_else(|| format!("no peer server for {at}: list it in [peer] domains"))?;
+        let wait = step.timeout.unwrap_or(self.harness.options.delivery_wait);
+        let caps = self.captures.clone();
+        let fits = |e: &Element| {
+            matches(&p, e, exact, &caps).is_ok() && present_children(e, absent).is_none()
+        };
+        let found = entry
+            .placed
+            .server
+            .wait_for_stanza(wait, |s| fits(&s.element))
+            .await;
+        let mut want = format!("{text} at {at}");
+        if !absent.is_empty() {
+            want.push_str(&format!(" without <{}/>", absent.join("/>, <")));
+        }
+        match found {
+            Some(ServerEvent::Stanza { stanza, .. }) => {
+                if let Ok(c) = matches(&p, &stanza.element, exact, &self.captures) {
+                    self.captures = c;
+                }
+                Ok(Outcome::Met(format!("received {}", stanza.xml)))
+            }
+            Some(_) => Err("unexpected event kind".into()),
+            None => unmet(
+                want,
+                format!("no such stanza within {wait:?}{}", received(entry, &at)),
+            ),
+        }
+    }
+}
+
+/// What a peer server did receive, for messages.
+fn received(entry: &super::peers::Entry, at: &str) -> String {
+    let stanzas: Vec<String> = entry
+        .placed
+        .server
+        .events()
+        .into_iter()
+        .filter_map(|e| match e {
+            ServerEvent::Stanza { stanza, .. } => Some(stanza.xml),
+            _ => None,
+        })
+        .collect();
+    if stanzas.is_empty() {
+        return format!("; {at} received no stanza");
+    }
+    let tail = stanzas.len().saturating_sub(4);
+    format!("; {at} received: {}", stanzas[tail..].join(" "))
+}
+
+fn summary(r: &InitiatorReport) -> String {
+    if let Some(m) = r.method {
+        return format!("authenticated with {m}");
+    }
+    let mut parts = Vec::new();
+    if let Some(e) = &r.stream_error {
+        parts.push(format!("stream error <{e}/>"));
+    }
+    if let Some(s) = &r.sasl {
+        parts.push(format!("SASL {s:?}"));
+    }
+    if let Some(d) = &r.dialback {
+        parts.push(format!("dialback {d:?}"));
+    }
+    if let Some(g) = r.gave_up {
+        parts.push(format!("the peer gave up ({g:?})"));
+    }
+    if let Some(f) = &r.failure {
+        parts.push(format!("stopped at {:?}: {:?}", f.stage, f.failure));
+    }
+    format!("not authenticated: {}", parts.join(", "))
+}
+
+/// `{ns}name` back to an element.
+fn other_feature(n: &str) -> Option<Element> {
+    let (ns, name) = n.strip_prefix('{')?.split_once('}')?;
+    Some(Element::new(ns, name))
+}
+
+fn has_feature(f: &Features, feature: &Feature) -> bool {
+    match feature {
+        Feature::StartTls => f.starttls.is_some(),
+        Feature::StartTlsRequired => f.starttls == Some(true),
+        Feature::External => f.offers_external(),
+        Feature::Sasl => !f.mechanisms.is_empty(),
+        Feature::Dialback => f.dialback,
+        Feature::Other { ns, name } => f.other.iter().any(|e| e.is(ns, name)),
+    }
+}
+
+fn feature_name(feature: &Feature) -> String {
+    match feature {
+        Feature::StartTls => "<starttls/>".into(),
+        Feature::StartTlsRequired => "<starttls><required/></starttls>".into(),
+        Feature::External => "SASL EXTERNAL".into(),
+        Feature::Sasl => "<mechanisms/>".into(),
+        Feature::Dialback => "the dialback feature".into(),
+        Feature::Other { ns, name } => format!("<{name} xmlns='{ns}'/>"),
+    }
+}
