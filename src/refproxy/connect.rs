@@ -43,6 +43,8 @@ pub(crate) async fn reach(
 ) -> Result<XmppStream, Failure> {
     let addrs = addresses(shared, partner, remote).await?;
     let mut last = String::from("no address to try");
+    // A refused connection is not a timeout (XEP-0220 §2.4 has both).
+    let mut condition = "remote-server-timeout";
     for addr in addrs {
         let attempt = tokio::time::timeout(
             shared.timeouts.connect,
@@ -51,13 +53,16 @@ pub(crate) async fn reach(
         .await;
         match attempt {
             Ok(Ok(stream)) => return Ok(stream),
-            Ok(Err(e)) => last = format!("{addr}: {e}"),
+            Ok(Err(e)) => {
+                condition = "remote-connection-failed";
+                last = format!("{addr}: {e}");
+            }
             Err(_) => last = format!("{addr}: connect timed out"),
         }
         tracing::debug!(%remote, %last, "connection attempt failed");
     }
     Err(Failure::new(
-        "remote-server-timeout",
+        condition,
         format!("cannot connect to {remote}: {last}"),
     ))
 }

@@ -107,6 +107,9 @@ impl Inbound {
 
     async fn run(&mut self) {
         loop {
+            // Each stream (after STARTTLS or SASL, too) gets its own header
+            // before anything else, stream errors included (RFC 6120 §4.9.1.1).
+            self.header_sent = false;
             let Some(header) = self.read_header().await else {
                 return;
             };
