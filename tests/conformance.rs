@@ -9,7 +9,7 @@ use std::sync::{Arc, LazyLock, OnceLock};
 use libtest_mimic::{Arguments, Failed, Trial};
 use s2spec::report::Verdict;
 use s2spec::run::{Harness, Options};
-use s2spec::scenario::{Case, expand, load_matrix, load_script_cases};
+use s2spec::scenario::{Case, load_all};
 
 static RUNTIME: LazyLock<tokio::runtime::Runtime> = LazyLock::new(|| {
     tokio::runtime::Builder::new_multi_thread()
@@ -70,9 +70,7 @@ fn main() {
     if args.test_threads.is_none() {
         args.test_threads = Some(32);
     }
-    let spec = load_matrix(Path::new("scenarios/matrix.toml")).expect("scenarios/matrix.toml");
-    let mut cases = expand(&spec).expect("matrix expands");
-    cases.extend(load_script_cases(Path::new("scenarios")).expect("scenario files load"));
+    let cases = load_all(Path::new("scenarios/matrix.toml")).expect("scenarios load");
     let cases = Arc::new(cases);
     let trials = cases
         .iter()

@@ -13,7 +13,7 @@ use crate::oracle::Policy;
 use crate::refproxy::Fault;
 use crate::report::{self, Report, RunInfo, Verdict};
 use crate::run::{Harness, Options};
-use crate::scenario::{Case, expand, load_matrix};
+use crate::scenario::Case;
 
 /// Which target to test.
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
@@ -126,13 +126,7 @@ pub fn select(
 
 /// The matrix cases, then every scenario file in the matrix file's folder.
 pub fn load_cases(matrix: &Path) -> Result<Vec<Case>, String> {
-    let spec = load_matrix(matrix)?;
-    let mut cases = expand(&spec)?;
-    let dir = matrix.parent().filter(|d| !d.as_os_str().is_empty());
-    cases.extend(crate::scenario::load_script_cases(
-        dir.unwrap_or(Path::new(".")),
-    )?);
-    Ok(cases)
+    crate::scenario::load_all(matrix)
 }
 
 pub fn run(args: Args) -> u8 {

@@ -8,6 +8,15 @@ pub mod script;
 pub use case::*;
 pub use matrix::*;
 
+/// Every case of a scenario directory: the matrix of `dir/matrix.toml`, then
+/// the scripted scenarios of the files beside it.
+pub fn load_all(matrix: &std::path::Path) -> Result<Vec<Case>, String> {
+    let mut cases = expand(&load_matrix(matrix)?)?;
+    let dir = matrix.parent().filter(|d| !d.as_os_str().is_empty());
+    cases.extend(load_script_cases(dir.unwrap_or(std::path::Path::new(".")))?);
+    Ok(cases)
+}
+
 /// The cases of every scenario file under `dir` (`matrix.toml` excluded).
 pub fn load_script_cases(dir: &std::path::Path) -> Result<Vec<Case>, String> {
     Ok(script::load_scenarios(dir)?
