@@ -450,6 +450,29 @@ pub(crate) const PROBLEM_ORDER: [Verdict; 4] = [
 ];
 
 /// `1 case`, `2 cases`.
+/// The run header's rows, shared by both renderings.
+pub(crate) fn run_fields(report: &Report) -> Vec<(&'static str, String)> {
+    let run = &report.run;
+    let faults = if run.faults.is_empty() {
+        "none".to_string()
+    } else {
+        run.faults.join(", ")
+    };
+    vec![
+        ("target", run.target.clone()),
+        ("policy", run.policy.clone()),
+        ("faults", faults),
+        ("s2spec", run.s2spec_version.clone()),
+        ("started", run.started.clone()),
+        ("finished", run.finished.clone()),
+        (
+            "duration",
+            format!("{:.1} s", run.duration_ms as f64 / 1000.0),
+        ),
+        ("schema", report.schema.clone()),
+    ]
+}
+
 pub(crate) fn plural(n: usize, word: &str) -> String {
     if n == 1 {
         format!("{n} {word}")

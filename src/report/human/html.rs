@@ -176,26 +176,10 @@ impl Html<'_> {
 
     fn header(&mut self) {
         let (report, layout) = (self.report, self.layout);
-        let run = &report.run;
         let s = &report.summary;
         self.w("<header>\n<h1>s2spec conformance report</h1>\n<table class=\"run\">");
-        let faults = if run.faults.is_empty() {
-            "none".to_string()
-        } else {
-            run.faults.join(", ")
-        };
-        let duration = format!("{:.1} s", run.duration_ms as f64 / 1000.0);
-        for (k, v) in [
-            ("target", run.target.as_str()),
-            ("policy", run.policy.as_str()),
-            ("faults", faults.as_str()),
-            ("s2spec", run.s2spec_version.as_str()),
-            ("started", run.started.as_str()),
-            ("finished", run.finished.as_str()),
-            ("duration", duration.as_str()),
-            ("schema", report.schema.as_str()),
-        ] {
-            let _ = write!(self.out, "<tr><th>{k}</th><td>{}</td></tr>", text(v));
+        for (k, v) in super::run_fields(report) {
+            let _ = write!(self.out, "<tr><th>{k}</th><td>{}</td></tr>", text(&v));
         }
         self.w("</table>\n<p class=\"summary\">");
         let _ = write!(self.out, "<b>{} cases:</b> ", s.total);

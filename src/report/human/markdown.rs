@@ -123,26 +123,10 @@ fn fenced(out: &mut String, body: &str) {
 }
 
 fn header(out: &mut String, report: &Report) {
-    let run = &report.run;
     let s = &report.summary;
     out.push_str("# s2spec conformance report\n\n| run | |\n|---|---|\n");
-    let faults = if run.faults.is_empty() {
-        "none".to_string()
-    } else {
-        run.faults.join(", ")
-    };
-    let duration = format!("{:.1} s", run.duration_ms as f64 / 1000.0);
-    for (k, v) in [
-        ("target", run.target.as_str()),
-        ("policy", run.policy.as_str()),
-        ("faults", faults.as_str()),
-        ("s2spec", run.s2spec_version.as_str()),
-        ("started", run.started.as_str()),
-        ("finished", run.finished.as_str()),
-        ("duration", duration.as_str()),
-        ("schema", report.schema.as_str()),
-    ] {
-        let _ = writeln!(out, "| {k} | {} |", md(v));
+    for (k, v) in super::run_fields(report) {
+        let _ = writeln!(out, "| {k} | {} |", md(&v));
     }
     let _ = writeln!(
         out,
