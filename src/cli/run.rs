@@ -22,6 +22,23 @@ pub enum TargetKind {
     Reference,
     /// A server someone else started (--target-addr, --target-domain, --certs).
     External,
+    /// Prosody (Debian package `prosody`), configured, started and stopped
+    /// by s2spec (profile: fixtures/targets/prosody.toml).
+    Prosody,
+    /// ejabberd (Debian package `ejabberd`), managed like Prosody
+    /// (profile: fixtures/targets/ejabberd.toml).
+    Ejabberd,
+}
+
+impl TargetKind {
+    /// The profile name of a managed target.
+    fn managed(self) -> Option<&'static str> {
+        match self {
+            TargetKind::Prosody => Some("prosody"),
+            TargetKind::Ejabberd => Some("ejabberd"),
+            TargetKind::Reference | TargetKind::External => None,
+        }
+    }
 }
 
 #[derive(Debug, clap::Args)]
@@ -86,6 +103,9 @@ pub struct Args {
     /// configuration instructions.
     #[arg(long)]
     no_wait: bool,
+    /// Managed targets (prosody, ejabberd): where their profiles are.
+    #[arg(long, value_name = "DIR", default_value = "fixtures/targets")]
+    profiles: PathBuf,
 }
 
 fn parse_fault(s: &str) -> Result<Fault, String> {
@@ -149,6 +169,20 @@ fn run_inner(args: Args) -> Result<u8, String> {
     let target_name = match args.target {
         TargetKind::Reference => "reference",
         TargetKind::External => "external",
+        TargetKind::Prosody => "prosody",
+        TargetKind::Ejabberd => "ejabberd",
+    };
+    // A managed server must be installed before anything starts.
+    let profile = match args.target.managed() {
+        Some(name) => {
+            let profile = crate::target::profile::Profile::named(&args.profiles, name)?;
+            if profile.find_program().is_none() {
+                eprintln!("s2spec run: {}", profile.not_installed());
+                return Ok(exit::TROUBLE);
+            }
+            Some(profile)
+        }
+        None => None,
     };
     let report_dir = args
         .report_dir
@@ -165,11 +199,17 @@ fn run_inner(args: Args) -> Result<u8, String> {
     let started_at = now_rfc3339();
     let started = Instant::now();
     let results = runtime.block_on(async {
+        if let Some(profile) = &profile {
+            return run_managed(profile, cases, options, &report_dir).await;
+        }
         // The partner set covers every case, so a filtered run sees the
         // same target configuration as a full one.
         let harness = Arc::new(match args.target {
             TargetKind::Reference => Harness::start_reference(&all, options).await?,
             TargetKind::External => start_external(&args, &all, &report_dir, options).await?,
+            TargetKind::Prosody | TargetKind::Ejabberd => {
+                return Err("a managed target has no single harness".into());
+            }
         });
         let progress = progress_bar(cases.len() as u64);
         let bar = progress.clone();
@@ -197,6 +237,12 @@ fn run_inner(args: Args) -> Result<u8, String> {
         duration_ms: started.elapsed().as_millis() as u64,
     };
     let report = Report::new(run, results);
+    if let Some(version) = profile.as_ref().and_then(|p| p.version()) {
+        let path = report_dir.join("VERSION");
+        std::fs::create_dir_all(&report_dir)
+            .and_then(|()| std::fs::write(&path, format!("{version}\n")))
+            .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+    }
     let json = report_dir.join("report.json");
     let junit = report_dir.join("junit.xml");
     report::write_json(&report, &json)
@@ -294,6 +340,37 @@ fn now_rfc3339() -> String {
     time::OffsetDateTime::now_utc()
         .format(&time::format_description::well_known::Rfc3339)
         .unwrap_or_default()
+}
+
+/// Runs the cases against a managed server, one instance per configuration
+/// group; Ctrl-C stops the server (the instance guards kill it by PID when
+/// the run is dropped) and ends the run with exit status 2.
+async fn run_managed(
+    profile: &crate::target::profile::Profile,
+    cases: Vec<Case>,
+    options: Options,
+    report_dir: &Path,
+) -> Result<Vec<report::CaseResult>, String> {
+    let progress = progress_bar(cases.len() as u64);
+    let bar = progress.clone();
+    let managed = crate::target::managed::ManagedOptions {
+        keep_logs: Some(report_dir.join("logs")),
+    };
+    if let Some(dir) = &managed.keep_logs {
+        let _ = std::fs::remove_dir_all(dir);
+    }
+    let run = crate::target::managed::run_managed(profile, cases, options, managed, move |r| {
+        if r.verdict == Verdict::Fail || r.verdict == Verdict::Error {
+            bar.println(format!("{} {}", r.verdict, r.id));
+        }
+        bar.inc(1);
+    });
+    let results = tokio::select! {
+        r = run => r,
+        _ = tokio::signal::ctrl_c() => Err(format!("interrupted; {} stopped", profile.name)),
+    };
+    progress.finish_and_clear();
+    results
 }
 
 /// Starts DNS for an external target, writes the partner set it must be

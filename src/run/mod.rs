@@ -22,7 +22,9 @@ use crate::refproxy::{self, Faults, ProxyEvent, RefProxy};
 use crate::report::{CaseResult, Expected, Observed, Verdict};
 use crate::scenario::{CASE_ZONE, Case, CaseKind, peer_domain, stranger_domain};
 use crate::stream::Transcript;
-use crate::target::{External, Target};
+use crate::target::managed::{ManagedServer, Setup};
+use crate::target::profile::{Group, Profile};
+use crate::target::{External, Managed, OutboundTrigger, Target};
 use crate::xml::{Element, NS_SERVER};
 use judge::{Observation, expected_of, judge};
 
@@ -134,6 +136,54 @@ impl Harness {
             target: Target::External(target),
             options,
         })
+    }
+
+    /// Starts PKI, DNS and a managed server (`profile`) configured for one
+    /// configuration `group`: its certificate from this run's PKI, trust in
+    /// its root, resolution through this run's mock DNS.
+    pub async fn start_managed(
+        profile: &Profile,
+        group: Group,
+        options: Options,
+        keep_logs: Option<std::path::PathBuf>,
+    ) -> Result<Harness, String> {
+        let pki = Arc::new(Pki::new().map_err(|e| format!("PKI: {e}"))?);
+        let dns = case_dns(LOOPBACK_ANY_PORT).await?;
+        let cert = pki
+            .leaf(TARGET_DOMAIN, CertVariant::Valid, KeyType::Ecdsa)
+            .map_err(|e| e.to_string())?
+            .ok_or("no target certificate")?;
+        let setup = Setup {
+            domain: TARGET_DOMAIN,
+            dns: dns.addr(),
+            chain_pem: &cert.chain_pem,
+            key_pem: &cert.key_pem,
+            ca_pem: pki.root_pem(),
+            keep_logs: keep_logs.as_deref(),
+        };
+        let server = ManagedServer::start(profile, group, &setup).await?;
+        let config_reason = profile
+            .capabilities
+            .config_validation
+            .reason
+            .clone()
+            .unwrap_or_else(|| format!("{} cannot be handed a configuration", profile.name));
+        Ok(Harness {
+            pki,
+            dns,
+            target: Target::Managed(Managed {
+                server,
+                stop_signal: profile.stop.signal.clone(),
+                stop_grace: Duration::from_millis(profile.stop.grace_ms),
+                config_reason,
+            }),
+            target_domain: TARGET_DOMAIN.to_string(),
+            options,
+        })
+    }
+
+    pub fn target(&self) -> &Target {
+        &self.target
     }
 
     /// Where case domains resolve (an external target must use it).
@@ -279,6 +329,7 @@ impl Harness {
         };
         let exchange = Exchange {
             domain: peer_domain(p),
+            target_config: Some(p.target),
             direction: p.direction,
             peer: p.peer,
             cert: p.cert,
@@ -311,6 +362,7 @@ impl Harness {
     ) -> Result<Parts, String> {
         let exchange = Exchange {
             domain: stranger_domain(direction, peer),
+            target_config: None,
             direction,
             peer,
             cert: CertVariant::Valid,
@@ -362,7 +414,11 @@ impl Harness {
                 let mut initiated = initiate(&env, &profile, target.addr, &target.domain).await;
                 if initiated.report.authenticated() {
                     let local = format!("{LOCAL_USER}@{}", target.domain);
-                    let probe = probe(&format!("tester@{}", x.domain), &local, &probe_id);
+                    let probe = if self.target.probes_with_ping() {
+                        ping(&x.domain, &target.domain, &probe_id)
+                    } else {
+                        probe(&format!("tester@{}", x.domain), &local, &probe_id)
+                    };
                     if initiated.send_stanza(&probe).await.is_ok() {
                         let wait = self.arrival_wait();
                         obs.echoed = placed
@@ -374,6 +430,10 @@ impl Harness {
                 }
                 initiated.close().await;
                 obs.initiator = Some(initiated.report);
+            }
+            Direction::Outbound if self.target.outbound_trigger() == OutboundTrigger::Ping => {
+                self.ping_trigger(&env, x, &target, &placed, &probe_id)
+                    .await?;
             }
             Direction::Outbound => {
                 let mut events = self.target.events();
@@ -413,13 +473,57 @@ impl Harness {
         Ok(obs)
     }
 
+    /// The outbound trigger of managed targets: the peer opens an inbound
+    /// stream configured like the target itself (so it can authenticate
+    /// with the target's best method), sends an XMPP ping to the target's
+    /// domain, and the answer must arrive at the peer's server over the
+    /// target's own outbound stream. When that inbound stream uses dialback,
+    /// the target's verification already goes over its outbound stream to
+    /// the peer, so a refusal there is the case's outcome; a failed SASL
+    /// EXTERNAL with a valid certificate is harness trouble.
+    async fn ping_trigger(
+        &self,
+        env: &PeerEnv,
+        x: &Exchange,
+        target: &TargetInfo,
+        placed: &network::Placed,
+        probe_id: &str,
+    ) -> Result<(), String> {
+        let config = x.target_config.unwrap_or(x.peer);
+        let profile = PeerProfile::new(x.domain.clone(), config, CertVariant::Valid);
+        let mut initiated = initiate(env, &profile, target.addr, &target.domain).await;
+        let outcome = if initiated.report.authenticated() {
+            let sent = initiated
+                .send_stanza(&ping(&x.domain, &target.domain, probe_id))
+                .await;
+            if sent.is_ok() {
+                let is_probe = |s: &crate::peer::ElementSeen| s.id.as_deref() == Some(probe_id);
+                placed
+                    .server
+                    .wait_for_stanza(self.arrival_wait(), is_probe)
+                    .await;
+            }
+            Ok(())
+        } else if crate::partner::methods(config).contains(crate::partner::Method::SaslOverTls) {
+            Err(format!(
+                "outbound trigger: the ping stream ({}, valid certificate) was not authenticated: {:?}",
+                config.code(),
+                initiated.report.failure
+            ))
+        } else {
+            Ok(())
+        };
+        initiated.close().await;
+        outcome
+    }
+
     /// How long a stanza that may be on its way is waited for. The reference
     /// target announces when it gives up, so waiting long costs nothing there
     /// and keeps a loaded machine from turning a slow delivery into a refusal.
     fn arrival_wait(&self) -> Duration {
         match self.target {
             Target::Reference(_) => self.options.case_deadline / 2,
-            Target::External(_) => self.options.delivery_wait,
+            Target::External(_) | Target::Managed(_) => self.options.delivery_wait,
         }
     }
 
@@ -450,6 +554,8 @@ async fn case_dns(listen: SocketAddr) -> Result<MockDns, String> {
 /// One exchange between a simulated peer and the target.
 struct Exchange {
     domain: String,
+    /// The target's configuration for this peer (pairing cases).
+    target_config: Option<Negotiation>,
     direction: Direction,
     peer: Negotiation,
     /// The initiating peer's certificate (inbound).
@@ -467,6 +573,17 @@ fn probe(from: &str, to: &str, id: &str) -> Element {
         .with_attr("id", id)
         .with_attr("type", "chat")
         .with_child(Element::new(NS_SERVER, "body").with_text(format!("s2spec probe {id}")))
+}
+
+/// The probe for servers that have no scriptable local user: an XMPP ping
+/// (XEP-0199) from the peer's server to the target's domain.
+fn ping(from: &str, to: &str, id: &str) -> Element {
+    Element::new(NS_SERVER, "iq")
+        .with_attr("type", "get")
+        .with_attr("from", from)
+        .with_attr("to", to)
+        .with_attr("id", id)
+        .with_child(Element::new("urn:xmpp:ping", "ping"))
 }
 
 /// A short token for probe ids (domains are unique per case already).

@@ -1,0 +1,419 @@
+//! A real server that s2spec starts and stops itself (a managed target):
+//! the configuration is rendered from the profile's template and one
+//! configuration group, the server runs as a foreground child on loopback
+//! with fresh directories, and it is stopped by PID — on shutdown, and by
+//! the guard's `Drop` on every other path (error, panic, cancellation).
+
+use std::collections::BTreeMap;
+use std::net::{Ipv4Addr, SocketAddr, TcpListener};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+use super::profile::{Group, Profile, ReadinessKind};
+use crate::oracle::{Policy, expect};
+use crate::report::{CaseResult, Verdict};
+use crate::run::{Harness, Options};
+use crate::scenario::{Case, CaseKind};
+
+/// What the harness hands a managed server besides its profile and group.
+pub struct Setup<'a> {
+    /// The domain it serves.
+    pub domain: &'a str,
+    /// The mock DNS it must resolve through.
+    pub dns: SocketAddr,
+    /// Its certificate chain (leaf first) and key, PEM.
+    pub chain_pem: &'a str,
+    pub key_pem: &'a str,
+    /// The CA it must trust, PEM.
+    pub ca_pem: &'a str,
+    /// Copy the server's log here (as `<group>.log`) when it stops.
+    pub keep_logs: Option<&'a Path>,
+}
+
+/// A running managed server.
+pub struct ManagedServer {
+    name: String,
+    addr: SocketAddr,
+    domain: String,
+    group: Group,
+    guard: ChildGuard,
+}
+
+impl ManagedServer {
+    /// Renders the configuration, starts the server and waits until it
+    /// accepts connections. On any failure nothing is left running.
+    pub async fn start(
+        profile: &Profile,
+        group: Group,
+        setup: &Setup<'_>,
+    ) -> Result<ManagedServer, String> {
+        if profile.find_program().is_none() {
+            return Err(profile.not_installed());
+        }
+        let run_dir = fresh_dir(&profile.name)?;
+        // From here on the guard removes the directory (and the child).
+        let mut guard = ChildGuard {
+            child: None,
+            run_dir: run_dir.clone(),
+            log: profile.log_name.as_ref().map(|n| run_dir.join(n)),
+            keep_logs: setup
+                .keep_logs
+                .map(|d| d.join(format!("{}.log", group_slug(&group)))),
+        };
+        let data_dir = run_dir.join("data");
+        std::fs::create_dir_all(&data_dir).map_err(|e| io_err(&data_dir, e))?;
+        let write = |name: &str, text: &str| {
+            let path = run_dir.join(name);
+            std::fs::write(&path, text).map_err(|e| io_err(&path, e))?;
+            Ok::<_, String>(path)
+        };
+        let cert_file = write("target.crt", setup.chain_pem)?;
+        let key_file = write("target.key", setup.key_pem)?;
+        let ca_file = write("ca.pem", setup.ca_pem)?;
+        let port = free_port()?;
+        let template = std::fs::read_to_string(profile.template_path())
+            .map_err(|e| io_err(&profile.template_path(), e))?;
+        let mut values = profile.values.clone();
+        let fragments = group.fragments(&profile.capabilities)?;
+        let modules: Vec<String> = profile
+            .modules
+            .iter()
+            .chain(fragments.iter().flat_map(|f| f.modules.iter()))
+            .fold(Vec::new(), |mut acc, m| {
+                if !acc.contains(m) {
+                    acc.push(m.clone());
+                }
+                acc
+            });
+        let settings: Vec<String> = fragments
+            .iter()
+            .flat_map(|f| f.settings.iter().cloned())
+            .collect();
+        let path_str = |p: &Path| p.display().to_string();
+        for (k, v) in [
+            ("group", group.to_string()),
+            ("run_dir", path_str(&run_dir)),
+            ("data_dir", path_str(&data_dir)),
+            ("cert_file", path_str(&cert_file)),
+            ("key_file", path_str(&key_file)),
+            ("ca_file", path_str(&ca_file)),
+            ("s2s_port", port.to_string()),
+            (
+                "dns_forward",
+                format!("{}@{}", setup.dns.ip(), setup.dns.port()),
+            ),
+            ("dns_ip", setup.dns.ip().to_string()),
+            ("dns_port", setup.dns.port().to_string()),
+            ("domain", setup.domain.to_string()),
+            (
+                "modules",
+                modules
+                    .iter()
+                    .map(|m| profile.module_format.replace("{name}", m))
+                    .collect::<Vec<_>>()
+                    .join("\n"),
+            ),
+            ("settings", settings.join("\n")),
+        ] {
+            values.insert(k.to_string(), v);
+        }
+        let config = render(&template, &values)?;
+        let config_file = write(&profile.config_name, &config)?;
+        let args: Vec<String> = profile
+            .command
+            .iter()
+            .map(|a| {
+                a.replace("{config}", &path_str(&config_file))
+                    .replace("{run_dir}", &path_str(&run_dir))
+            })
+            .collect();
+        let out =
+            std::fs::File::create(run_dir.join("stdout.txt")).map_err(|e| io_err(&run_dir, e))?;
+        let err = out.try_clone().map_err(|e| io_err(&run_dir, e))?;
+        let child = Command::new(&args[0])
+            .args(&args[1..])
+            .current_dir(&run_dir)
+            .stdin(Stdio::null())
+            .stdout(out)
+            .stderr(err)
+            .spawn()
+            .map_err(|e| format!("cannot start {}: {e}", args.join(" ")))?;
+        guard.child = Some(child);
+        let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
+        wait_ready(profile, &mut guard, addr).await?;
+        tracing::info!(target = %profile.name, %group, %addr, "managed target ready");
+        Ok(ManagedServer {
+            name: profile.name.clone(),
+            addr,
+            domain: setup.domain.to_string(),
+            group,
+            guard,
+        })
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    pub fn domain(&self) -> &str {
+        &self.domain
+    }
+
+    pub fn group(&self) -> Group {
+        self.group
+    }
+
+    /// The server's PID (while it runs).
+    pub fn pid(&self) -> Option<u32> {
+        self.guard.child.as_ref().map(Child::id)
+    }
+
+    /// Asks the server to stop (the profile's signal), waits for it up to
+    /// `grace`, then kills it; removes its directory.
+    pub async fn shutdown(mut self, signal: &str, grace: Duration) {
+        if let Some(child) = self.guard.child.as_mut() {
+            let pid = child.id().to_string();
+            let _ = Command::new("kill")
+                .arg(format!("-{signal}"))
+                .arg(&pid)
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status();
+            let deadline = Instant::now() + grace;
+            while Instant::now() < deadline {
+                if matches!(child.try_wait(), Ok(Some(_))) {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        }
+        // The guard kills what is left, reaps it and removes the directory.
+        drop(self.guard);
+    }
+}
+
+/// Owns the child process and its directory: dropping it kills the process
+/// by PID (SIGKILL), waits for it, keeps the log if asked, and removes the
+/// directory. This runs on every exit path, including unwinding.
+struct ChildGuard {
+    child: Option<Child>,
+    run_dir: PathBuf,
+    log: Option<PathBuf>,
+    keep_logs: Option<PathBuf>,
+}
+
+impl Drop for ChildGuard {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            if !matches!(child.try_wait(), Ok(Some(_))) {
+                let _ = child.kill();
+            }
+            let _ = child.wait();
+        }
+        if let (Some(log), Some(keep)) = (&self.log, &self.keep_logs) {
+            if let Some(parent) = keep.parent() {
+                let _ = std::fs::create_dir_all(parent);
+            }
+            let _ = std::fs::copy(log, keep);
+        }
+        let _ = std::fs::remove_dir_all(&self.run_dir);
+    }
+}
+
+async fn wait_ready(
+    profile: &Profile,
+    guard: &mut ChildGuard,
+    addr: SocketAddr,
+) -> Result<(), String> {
+    let deadline = Instant::now() + Duration::from_millis(profile.readiness.timeout_ms);
+    match profile.readiness.kind {
+        ReadinessKind::TcpConnect => loop {
+            if let Some(child) = guard.child.as_mut()
+                && let Ok(Some(status)) = child.try_wait()
+            {
+                return Err(format!(
+                    "{} exited ({status}) before it was ready:\n{}",
+                    profile.name,
+                    guard.tail()
+                ));
+            }
+            if tokio::net::TcpStream::connect(addr).await.is_ok() {
+                return Ok(());
+            }
+            if Instant::now() >= deadline {
+                return Err(format!(
+                    "{} did not accept connections on {addr} within {} ms:\n{}",
+                    profile.name,
+                    profile.readiness.timeout_ms,
+                    guard.tail()
+                ));
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        },
+    }
+}
+
+impl ChildGuard {
+    /// The last lines of the server's output and log, for error messages.
+    fn tail(&self) -> String {
+        let mut out = String::new();
+        for path in [Some(self.run_dir.join("stdout.txt")), self.log.clone()]
+            .into_iter()
+            .flatten()
+        {
+            if let Ok(text) = std::fs::read_to_string(&path) {
+                let lines: Vec<&str> = text.lines().collect();
+                let start = lines.len().saturating_sub(15);
+                out.push_str(&format!("--- {}\n", path.display()));
+                for l in &lines[start..] {
+                    out.push_str(l);
+                    out.push('\n');
+                }
+            }
+        }
+        out
+    }
+}
+
+/// `{{name}}` placeholders replaced by `values`; an unknown one is an error.
+pub fn render(template: &str, values: &BTreeMap<String, String>) -> Result<String, String> {
+    let mut out = String::with_capacity(template.len());
+    let mut rest = template;
+    while let Some(start) = rest.find("{{") {
+        out.push_str(&rest[..start]);
+        let after = &rest[start + 2..];
+        let Some(end) = after.find("}}") else {
+            return Err("template: `{{` without a closing `}}`".into());
+        };
+        let key = after[..end].trim();
+        let value = values
+            .get(key)
+            .ok_or_else(|| format!("template: no value for {{{{{key}}}}}"))?;
+        out.push_str(value);
+        rest = &after[end + 2..];
+    }
+    out.push_str(rest);
+    Ok(out)
+}
+
+/// A file-name-safe spelling of a group.
+pub fn group_slug(g: &Group) -> String {
+    format!(
+        "tls-{}.sasl-{}.dialback-{}.{}",
+        g.tls,
+        if g.sasl { "on" } else { "off" },
+        if g.dialback { "on" } else { "off" },
+        g.policy
+    )
+}
+
+fn io_err(path: &Path, e: std::io::Error) -> String {
+    format!("{}: {e}", path.display())
+}
+
+/// A fresh, empty directory for one instance.
+fn fresh_dir(name: &str) -> Result<PathBuf, String> {
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or_default();
+    let dir = std::env::temp_dir().join(format!(
+        "s2spec-{name}-{}-{}-{nanos}",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    ));
+    std::fs::create_dir(&dir).map_err(|e| io_err(&dir, e))?;
+    Ok(dir)
+}
+
+/// A loopback port that was free a moment ago.
+fn free_port() -> Result<u16, String> {
+    let l = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
+        .map_err(|e| format!("no free loopback port: {e}"))?;
+    l.local_addr()
+        .map(|a| a.port())
+        .map_err(|e| format!("no free loopback port: {e}"))
+}
+
+/// Where a managed run's server logs go, and how it behaves.
+#[derive(Debug, Clone, Default)]
+pub struct ManagedOptions {
+    /// Keep each instance's log here as `<group>.log`.
+    pub keep_logs: Option<PathBuf>,
+}
+
+/// Runs `cases` against the server of `profile`: one instance per
+/// configuration group, one after the other; cases the server cannot be
+/// configured for come back `not-applicable` with the reason. Every instance
+/// is stopped before this returns (or, on cancellation, when dropped).
+pub async fn run_managed(
+    profile: &Profile,
+    cases: Vec<Case>,
+    options: Options,
+    managed: ManagedOptions,
+    done: impl Fn(&CaseResult) + Send + Sync + Clone + 'static,
+) -> Result<Vec<CaseResult>, String> {
+    if profile.find_program().is_none() {
+        return Err(profile.not_installed());
+    }
+    let plan = super::profile::plan(&profile.capabilities, &cases, options.policy);
+    let mut results = Vec::new();
+    for (case, reason) in plan.not_applicable {
+        let r = not_applicable(&case, reason, options.policy);
+        done(&r);
+        results.push(r);
+    }
+    for (group, cases) in plan.groups {
+        let harness =
+            Harness::start_managed(profile, group, options.clone(), managed.keep_logs.clone())
+                .await
+                .map_err(|e| format!("{} ({group}): {e}", profile.name))?;
+        let harness = std::sync::Arc::new(harness);
+        let group_results = harness.run(cases, done.clone()).await;
+        if let Ok(h) = std::sync::Arc::try_unwrap(harness) {
+            h.shutdown().await;
+        }
+        results.extend(group_results);
+    }
+    Ok(results)
+}
+
+fn not_applicable(case: &Case, reason: String, policy: Policy) -> CaseResult {
+    let expected = match &case.kind {
+        CaseKind::Pairing(p) => Some(crate::run::judge::expected_of(&expect(p, policy))),
+        CaseKind::Stranger { .. } => Some(crate::run::judge::stranger_expected()),
+        CaseKind::Config(_) | CaseKind::Script(_) => None,
+    };
+    CaseResult {
+        id: case.id.clone(),
+        family: case.family.clone(),
+        description: case.description.clone(),
+        verdict: Verdict::NotApplicable,
+        expected,
+        observed: None,
+        messages: vec![reason],
+        duration_ms: 0,
+        transcript: Vec::new(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn render_substitutes_and_refuses_unknown_placeholders() {
+        let values: BTreeMap<String, String> = [("a".to_string(), "1".to_string())].into();
+        assert_eq!(render("x {{a}} {{ a }}", &values).unwrap(), "x 1 1");
+        assert!(render("{{b}}", &values).unwrap_err().contains("{{b}}"));
+        assert!(render("{{a", &values).is_err());
+        assert_eq!(render("plain", &values).unwrap(), "plain");
+    }
+}

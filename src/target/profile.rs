@@ -1,0 +1,593 @@
+//! Target profiles (`fixtures/targets/<name>.toml`): how to run a real server
+//! and its capability map — which partner settings it can express, globally
+//! or per remote domain. [`decide`] is the pure rule that turns a case into
+//! "run it in this configuration group" or "not applicable, because ...".
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use crate::oracle::{DnsVariant, Policy};
+use crate::partner::{Method, Negotiation, Setting, methods};
+use crate::scenario::{Case, CaseKind};
+
+/// A managed target's profile, as read from its TOML file.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct Profile {
+    pub name: String,
+    pub description: String,
+    /// The executable that must be on PATH.
+    pub program: String,
+    /// How to install the server (shown when `program` is missing).
+    pub install: String,
+    /// A file holding the exact server version.
+    pub version_file: Option<PathBuf>,
+    /// The configuration template, relative to the profile file.
+    pub template: PathBuf,
+    /// The rendered configuration's file name in the run directory.
+    pub config_name: String,
+    /// The server's log file name in the run directory.
+    pub log_name: Option<String>,
+    /// The command line; `{config}` and `{run_dir}` are substituted.
+    pub command: Vec<String>,
+    /// How the server reaches the mock DNS.
+    pub dns: DnsHookup,
+    /// Modules every instance loads.
+    #[serde(default)]
+    pub modules: Vec<String>,
+    /// How one module is written in the `{{modules}}` list (`{name}`).
+    #[serde(default = "default_module_format")]
+    pub module_format: String,
+    pub readiness: Readiness,
+    pub stop: Stop,
+    /// Fixed template values.
+    #[serde(default)]
+    pub values: BTreeMap<String, String>,
+    pub capabilities: Capabilities,
+    /// Where the profile was read from (templates are relative to it).
+    #[serde(skip)]
+    pub dir: PathBuf,
+}
+
+fn default_module_format() -> String {
+    "\t\"{name}\";".into()
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum DnsHookup {
+    /// A configuration option carries the mock DNS address.
+    Forward,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct Readiness {
+    pub kind: ReadinessKind,
+    pub timeout_ms: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ReadinessKind {
+    /// The s2s port accepts a TCP connection.
+    TcpConnect,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct Stop {
+    /// The signal sent first (then SIGKILL after `grace_ms`).
+    pub signal: String,
+    pub grace_ms: u64,
+}
+
+/// The capability map.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct Capabilities {
+    /// Values `required`, `optional`, `not-supported`.
+    pub tls: Capability,
+    /// Values `on`, `off`: SASL EXTERNAL over TLS admitted or not.
+    pub sasl: Capability,
+    /// Values `on`, `off`: dialback admitted or not.
+    pub dialback: Capability,
+    /// Values named after the oracle's policy profiles (`lync`, `strict`).
+    pub policy: Capability,
+    /// Refusing domains that match no partner (SPEC §2).
+    pub partner_allowlist: Capability,
+    /// A partner's proxy FQDN (SPEC §2, §6).
+    pub proxy_fqdn: Capability,
+    /// Refusing an invalid partner configuration (SPEC §3).
+    pub config_validation: Capability,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Scope {
+    Global,
+    PerDomain,
+    None,
+}
+
+/// How one setting is expressed.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct Capability {
+    pub scope: Scope,
+    /// How the server expresses it (documentation, shown in reports).
+    #[serde(default)]
+    pub how: Option<String>,
+    /// Why it cannot be expressed (scope `none`).
+    #[serde(default)]
+    pub reason: Option<String>,
+    /// The expressible values.
+    #[serde(flatten)]
+    pub values: BTreeMap<String, Fragment>,
+}
+
+/// What one value of a setting puts into the configuration.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct Fragment {
+    #[serde(default)]
+    pub settings: Vec<String>,
+    #[serde(default)]
+    pub modules: Vec<String>,
+}
+
+impl Capability {
+    /// The fragment of `value`, or why it cannot be expressed.
+    fn fragment(&self, setting: &str, value: &str) -> Result<&Fragment, String> {
+        if self.scope == Scope::None {
+            return Err(self
+                .reason
+                .clone()
+                .unwrap_or_else(|| format!("the server cannot express {setting}")));
+        }
+        self.values.get(value).ok_or_else(|| {
+            let known: Vec<&str> = self.values.keys().map(String::as_str).collect();
+            format!(
+                "the server cannot express {setting} = {value} (it can express: {})",
+                if known.is_empty() {
+                    "nothing".to_string()
+                } else {
+                    known.join(", ")
+                }
+            )
+        })
+    }
+}
+
+impl Profile {
+    /// Reads `fixtures/targets/<name>.toml`-style files.
+    pub fn load(path: &Path) -> Result<Profile, String> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| format!("cannot read target profile {}: {e}", path.display()))?;
+        let mut profile: Profile =
+            toml::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?;
+        profile.dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
+        if profile.command.is_empty() {
+            return Err(format!("{}: `command` is empty", path.display()));
+        }
+        Ok(profile)
+    }
+
+    /// The profile of a named server under `dir` (`fixtures/targets`).
+    pub fn named(dir: &Path, name: &str) -> Result<Profile, String> {
+        Profile::load(&dir.join(format!("{name}.toml")))
+    }
+
+    pub fn template_path(&self) -> PathBuf {
+        self.dir.join(&self.template)
+    }
+
+    /// Where `program` is on PATH, if anywhere.
+    pub fn find_program(&self) -> Option<PathBuf> {
+        find_on_path(&self.program)
+    }
+
+    /// The installed server's exact version, when the profile says where it is.
+    pub fn version(&self) -> Option<String> {
+        let file = self.version_file.as_ref()?;
+        let text = std::fs::read_to_string(file).ok()?;
+        let v = text.trim();
+        (!v.is_empty()).then(|| format!("{} {v}", self.name))
+    }
+
+    /// The message shown when the server is not installed.
+    pub fn not_installed(&self) -> String {
+        format!(
+            "{} is not installed (`{}` is not on PATH). Install it with:\n    {}",
+            self.description, self.program, self.install
+        )
+    }
+}
+
+/// Looks `program` up on PATH (an explicit path is taken as is).
+pub fn find_on_path(program: &str) -> Option<PathBuf> {
+    if program.contains('/') {
+        let p = PathBuf::from(program);
+        return p.is_file().then_some(p);
+    }
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path)
+        .map(|d| d.join(program))
+        .find(|p| p.is_file())
+}
+
+/// One server configuration that a group of cases shares: the values of the
+/// global settings. One instance runs per group.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Group {
+    pub tls: Setting,
+    pub sasl: bool,
+    pub dialback: bool,
+    pub policy: Policy,
+}
+
+fn on_off(b: bool) -> &'static str {
+    if b { "on" } else { "off" }
+}
+
+impl fmt::Display for Group {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "tls={} sasl={} dialback={} policy={}",
+            self.tls,
+            on_off(self.sasl),
+            on_off(self.dialback),
+            self.policy
+        )
+    }
+}
+
+impl Group {
+    /// The methods a server with these global switches admits: SASL EXTERNAL
+    /// over TLS when TLS is possible and SASL is on; dialback over TLS when TLS
+    /// is possible and dialback is on; dialback over TCP when dialback is on
+    /// and TLS is not required.
+    pub fn methods(&self) -> Vec<Method> {
+        let mut set = Vec::new();
+        if self.tls.enabled() && self.sasl {
+            set.push(Method::SaslOverTls);
+        }
+        if self.tls.enabled() && self.dialback {
+            set.push(Method::TlsDialback);
+        }
+        if self.dialback && self.tls != Setting::Required {
+            set.push(Method::TcpDialback);
+        }
+        set
+    }
+
+    /// The configuration fragments of this group, in setting order.
+    pub fn fragments<'a>(&self, caps: &'a Capabilities) -> Result<Vec<&'a Fragment>, String> {
+        Ok(vec![
+            caps.tls.fragment("tls", self.tls.as_str())?,
+            caps.sasl.fragment("sasl", on_off(self.sasl))?,
+            caps.dialback.fragment("dialback", on_off(self.dialback))?,
+            caps.policy.fragment("policy", &self.policy.to_string())?,
+        ])
+    }
+}
+
+/// What to do with one case against a managed target.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Decision {
+    /// Run it on the instance of this group.
+    Run(Group),
+    /// The server cannot be configured for it.
+    NotApplicable(String),
+}
+
+/// The group a target configuration needs, or why the server cannot express
+/// it. Pure: the capability map and the configuration decide.
+pub fn express(caps: &Capabilities, t: Negotiation, policy: Policy) -> Result<Group, String> {
+    let want = methods(t);
+    let group = Group {
+        tls: t.tls,
+        sasl: want.contains(Method::SaslOverTls),
+        dialback: want.contains(Method::TlsDialback) || want.contains(Method::TcpDialback),
+        policy,
+    };
+    let reason = |e: String| format!("target configuration {} ({}): {e}", t.code(), describe(t));
+    for (cap, name) in [
+        (&caps.tls, "tls"),
+        (&caps.sasl, "sasl"),
+        (&caps.dialback, "dialback"),
+        (&caps.policy, "policy"),
+    ] {
+        if cap.scope == Scope::PerDomain {
+            return Err(reason(format!(
+                "{name} is per-domain in the profile, which the managed runner does not render yet"
+            )));
+        }
+    }
+    group.fragments(caps).map_err(reason)?;
+    let got = group.methods();
+    if got != want.to_vec() {
+        return Err(reason(format!(
+            "its global switches ({group}) admit {} where the configuration admits {}",
+            list(&got),
+            list(&want.to_vec())
+        )));
+    }
+    Ok(group)
+}
+
+fn describe(t: Negotiation) -> String {
+    format!("tls={} sasl={} dialback={}", t.tls, t.sasl, t.dialback)
+}
+
+fn list(m: &[Method]) -> String {
+    if m.is_empty() {
+        return "no method".into();
+    }
+    m.iter().map(|m| m.title()).collect::<Vec<_>>().join(", ")
+}
+
+/// The decision for one case: its target configuration must be expressible,
+/// and so must everything else the case relies on.
+pub fn decide(caps: &Capabilities, case: &Case, policy: Policy) -> Decision {
+    let na = |c: &Capability, what: &str| {
+        Decision::NotApplicable(
+            c.reason
+                .clone()
+                .unwrap_or_else(|| format!("the server cannot express {what}")),
+        )
+    };
+    match &case.kind {
+        CaseKind::Config(_) => {
+            if caps.config_validation.scope == Scope::None {
+                return na(&caps.config_validation, "a partner configuration");
+            }
+            Decision::NotApplicable(
+                "the managed runner cannot hand a server an invalid configuration yet".into(),
+            )
+        }
+        CaseKind::Stranger { .. } => {
+            if caps.partner_allowlist.scope == Scope::None {
+                return na(&caps.partner_allowlist, "a partner allowlist");
+            }
+            Decision::NotApplicable(
+                "the managed runner does not render a partner allowlist yet".into(),
+            )
+        }
+        // Scenarios configure the target per file; rendering that into a
+        // managed server's configuration is not built yet.
+        CaseKind::Script(_) => Decision::NotApplicable(
+            "scripted scenarios are not run against managed targets yet".into(),
+        ),
+        CaseKind::Pairing(p) => {
+            if p.dns == DnsVariant::ProxyFqdn && caps.proxy_fqdn.scope == Scope::None {
+                return na(&caps.proxy_fqdn, "a proxy FQDN");
+            }
+            match express(caps, p.target, policy) {
+                Ok(group) => Decision::Run(group),
+                Err(reason) => Decision::NotApplicable(reason),
+            }
+        }
+    }
+}
+
+/// Cases split into groups (in a stable order) and not-applicable ones.
+#[derive(Debug, Default)]
+pub struct Plan {
+    pub groups: BTreeMap<Group, Vec<Case>>,
+    pub not_applicable: Vec<(Case, String)>,
+}
+
+pub fn plan(caps: &Capabilities, cases: &[Case], policy: Policy) -> Plan {
+    let mut out = Plan::default();
+    for case in cases {
+        match decide(caps, case, policy) {
+            Decision::Run(g) => out.groups.entry(g).or_default().push(case.clone()),
+            Decision::NotApplicable(r) => out.not_applicable.push((case.clone(), r)),
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::oracle::{CertVariant, Direction, Pairing};
+    use crate::scenario::pairing_id;
+
+    fn frag(settings: &[&str], modules: &[&str]) -> Fragment {
+        Fragment {
+            settings: settings.iter().map(|s| s.to_string()).collect(),
+            modules: modules.iter().map(|s| s.to_string()).collect(),
+        }
+    }
+
+    fn cap(scope: Scope, values: &[(&str, Fragment)]) -> Capability {
+        Capability {
+            scope,
+            how: None,
+            reason: (scope == Scope::None).then(|| "cannot, because".to_string()),
+            values: values
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.clone()))
+                .collect(),
+        }
+    }
+
+    /// Prosody's map, in miniature.
+    fn all_global() -> Capabilities {
+        Capabilities {
+            tls: cap(
+                Scope::Global,
+                &[
+                    ("required", frag(&["req"], &[])),
+                    ("optional", frag(&["opt"], &[])),
+                    ("not-supported", frag(&["none"], &[])),
+                ],
+            ),
+            sasl: cap(
+                Scope::Global,
+                &[("on", frag(&[], &["saslauth"])), ("off", frag(&[], &[]))],
+            ),
+            dialback: cap(
+                Scope::Global,
+                &[("on", frag(&[], &["dialback"])), ("off", frag(&[], &[]))],
+            ),
+            policy: cap(Scope::Global, &[("lync", frag(&["lync"], &[]))]),
+            partner_allowlist: cap(Scope::None, &[]),
+            proxy_fqdn: cap(Scope::None, &[]),
+            config_validation: cap(Scope::None, &[]),
+        }
+    }
+
+    fn n(code: &str) -> Negotiation {
+        Negotiation::from_code(code).unwrap()
+    }
+
+    fn pairing(t: &str, dns: DnsVariant) -> Case {
+        let p = Pairing {
+            target: n(t),
+            peer: n("OO1"),
+            direction: Direction::Inbound,
+            cert: CertVariant::Valid,
+            dns,
+        };
+        Case {
+            id: pairing_id(&p),
+            family: "plain".into(),
+            description: String::new(),
+            kind: CaseKind::Pairing(p),
+        }
+    }
+
+    #[test]
+    fn every_valid_row_is_expressible_with_three_global_switches() {
+        let caps = all_global();
+        let valid = Negotiation::all().filter(|t| crate::partner::negotiation_is_valid(*t));
+        for t in valid {
+            let g = express(&caps, t, Policy::Lync).unwrap_or_else(|e| panic!("{e}"));
+            assert_eq!(g.methods(), methods(t).to_vec(), "{}", t.code());
+        }
+    }
+
+    #[test]
+    fn rows_with_the_same_methods_share_a_group() {
+        let caps = all_global();
+        let g = |c| express(&caps, n(c), Policy::Lync).unwrap();
+        // RR1's dialback is inert (W2): the same server as RR0.
+        assert_eq!(g("RR1"), g("RR0"));
+        assert_eq!(g("RR0"), g("RO0"));
+        assert_eq!(g("OR1"), g("OO1"));
+        assert_ne!(g("RO1"), g("RO0"));
+        assert_eq!(
+            g("NN1"),
+            Group {
+                tls: Setting::NotSupported,
+                sasl: false,
+                dialback: true,
+                policy: Policy::Lync
+            }
+        );
+        let groups: std::collections::BTreeSet<_> = Negotiation::all()
+            .filter(|t| crate::partner::negotiation_is_valid(*t))
+            .map(|t| express(&caps, t, Policy::Lync).unwrap())
+            .collect();
+        assert_eq!(groups.len(), 7);
+    }
+
+    #[test]
+    fn a_missing_value_is_not_applicable_with_the_reason() {
+        let mut caps = all_global();
+        caps.sasl.values.remove("off");
+        let e = express(&caps, n("RN1"), Policy::Lync).unwrap_err();
+        assert!(e.contains("RN1") && e.contains("sasl = off"), "{e}");
+        assert!(e.contains("it can express: on"), "{e}");
+        // A row that keeps SASL on is unaffected.
+        assert!(express(&caps, n("RO1"), Policy::Lync).is_ok());
+        // An unlisted policy profile.
+        let e = express(&caps, n("RO1"), Policy::Strict).unwrap_err();
+        assert!(e.contains("policy = strict"), "{e}");
+    }
+
+    #[test]
+    fn a_server_whose_dialback_is_tcp_only_cannot_express_tls_dialback() {
+        let mut caps = all_global();
+        caps.tls.values.remove("optional");
+        let e = express(&caps, n("ON1"), Policy::Lync).unwrap_err();
+        assert!(e.contains("tls = optional"), "{e}");
+    }
+
+    #[test]
+    fn inexpressible_settings_give_their_reason() {
+        let caps = all_global();
+        match decide(&caps, &pairing("RO1", DnsVariant::ProxyFqdn), Policy::Lync) {
+            Decision::NotApplicable(r) => assert_eq!(r, "cannot, because"),
+            other => panic!("{other:?}"),
+        }
+        let stranger = Case {
+            id: "matrix/in/t-none/p-OO1/valid/srv".into(),
+            family: "stranger".into(),
+            description: String::new(),
+            kind: CaseKind::Stranger {
+                direction: Direction::Inbound,
+                peer: n("OO1"),
+            },
+        };
+        assert!(matches!(
+            decide(&caps, &stranger, Policy::Lync),
+            Decision::NotApplicable(_)
+        ));
+        let config = Case {
+            id: "config/NR0".into(),
+            family: "config".into(),
+            description: String::new(),
+            kind: CaseKind::Config(n("NR0")),
+        };
+        assert!(matches!(
+            decide(&caps, &config, Policy::Lync),
+            Decision::NotApplicable(_)
+        ));
+        assert_eq!(
+            decide(&caps, &pairing("OO1", DnsVariant::Srv), Policy::Lync),
+            Decision::Run(express(&caps, n("OO1"), Policy::Lync).unwrap())
+        );
+    }
+
+    #[test]
+    fn per_domain_scope_is_reported_not_silently_ignored() {
+        let mut caps = all_global();
+        caps.dialback.scope = Scope::PerDomain;
+        let e = express(&caps, n("OO1"), Policy::Lync).unwrap_err();
+        assert!(e.contains("per-domain"), "{e}");
+    }
+
+    #[test]
+    fn plan_splits_cases_and_keeps_every_one() {
+        let caps = all_global();
+        let cases = vec![
+            pairing("RO1", DnsVariant::Srv),
+            pairing("RR0", DnsVariant::Srv),
+            pairing("RR1", DnsVariant::Srv),
+            pairing("RO1", DnsVariant::ProxyFqdn),
+        ];
+        let p = plan(&caps, &cases, Policy::Lync);
+        assert_eq!(p.groups.len(), 2);
+        assert_eq!(p.groups.values().map(Vec::len).sum::<usize>(), 3);
+        assert_eq!(p.not_applicable.len(), 1);
+    }
+
+    #[test]
+    fn the_prosody_profile_parses_and_expresses_every_valid_row() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/targets");
+        let p = Profile::named(&dir, "prosody").unwrap();
+        assert!(p.template_path().is_file());
+        for t in Negotiation::all().filter(|t| crate::partner::negotiation_is_valid(*t)) {
+            express(&p.capabilities, t, Policy::Lync).unwrap();
+        }
+        assert!(express(&p.capabilities, n("OO1"), Policy::Strict).is_err());
+    }
+}

@@ -1,0 +1,142 @@
+//! A representative slice of the suite against the real servers s2spec can
+//! manage (fixtures/targets/*.toml). A server that is not installed is
+//! skipped with the reason printed (install: scripts/install-targets.sh).
+//! Every server instance must be gone when the run returns.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use s2spec::report::Verdict;
+use s2spec::run::Options;
+use s2spec::scenario::{Case, expand, load_matrix};
+use s2spec::target::managed::{ManagedOptions, run_managed};
+use s2spec::target::profile::Profile;
+
+fn profile(name: &str) -> Profile {
+    Profile::named(
+        &Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/targets"),
+        name,
+    )
+    .unwrap()
+}
+
+fn cases(ids: &[String]) -> Vec<Case> {
+    let spec = load_matrix(Path::new("scenarios/matrix.toml")).unwrap();
+    let all = expand(&spec).unwrap();
+    let picked: Vec<Case> = all.into_iter().filter(|c| ids.contains(&c.id)).collect();
+    assert_eq!(picked.len(), ids.len(), "every slice id is a case");
+    picked
+}
+
+/// Processes whose command line mentions this test process's instance
+/// directories (`s2spec-<name>-<pid>-...`).
+fn leftovers(name: &str) -> Vec<String> {
+    let marker = format!("s2spec-{name}-{}-", std::process::id());
+    let mut found = Vec::new();
+    if let Ok(dir) = std::fs::read_dir("/proc") {
+        for entry in dir.flatten() {
+            if let Ok(cmd) = std::fs::read(entry.path().join("cmdline")) {
+                let cmd = String::from_utf8_lossy(&cmd).replace('\0', " ");
+                if cmd.contains(&marker) {
+                    found.push(format!("{}: {cmd}", entry.file_name().to_string_lossy()));
+                }
+            }
+        }
+    }
+    found
+}
+
+/// Inbound: valid certificates, SRV, every global configuration group
+/// Prosody has, against peers that succeed and peers that must be refused;
+/// outbound (ping trigger): one group, three peers.
+fn slice() -> Vec<String> {
+    let mut ids = Vec::new();
+    for t in ["OO1", "RO1", "RR0", "NN1", "RN1", "ON1", "OO0"] {
+        for p in ["OO1", "RR0", "NN1"] {
+            ids.push(format!("matrix/in/t-{t}/p-{p}/valid/srv"));
+        }
+    }
+    for p in ["OO1", "RR0", "ON1"] {
+        ids.push(format!("matrix/out/t-OO1/p-{p}/valid/srv"));
+    }
+    ids.push("matrix/in/t-OO1/p-NN1/valid/a-only".into());
+    ids.push("matrix/in/t-OO1/p-NN1/valid/proxy-fqdn".into());
+    ids
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn prosody_passes_a_representative_slice() {
+    let profile = profile("prosody");
+    if profile.find_program().is_none() {
+        eprintln!(
+            "SKIPPED prosody_passes_a_representative_slice: {}",
+            profile.not_installed()
+        );
+        return;
+    }
+    let ids = slice();
+    let options = Options {
+        delivery_wait: Duration::from_secs(3),
+        case_deadline: Duration::from_secs(20),
+        ..Options::default()
+    };
+    let started = Instant::now();
+    let results = run_managed(
+        &profile,
+        cases(&ids),
+        options,
+        ManagedOptions::default(),
+        |_| {},
+    )
+    .await
+    .unwrap();
+    eprintln!(
+        "prosody: {} cases in {:?}",
+        results.len(),
+        started.elapsed()
+    );
+    assert!(
+        leftovers("prosody").is_empty(),
+        "{:?}",
+        leftovers("prosody")
+    );
+    assert_eq!(results.len(), ids.len());
+    let mut bad = Vec::new();
+    for r in &results {
+        let ok = match r.verdict {
+            Verdict::Pass => true,
+            // Prosody advertises dialback on clear-text streams even where TLS
+            // is required (a SHOULD-level deviation, reports/prosody/FINDINGS.md).
+            Verdict::NonStrict => r
+                .messages
+                .iter()
+                .all(|m| m.starts_with("SHOULD: dialback feature offered before TLS")),
+            // A partner proxy FQDN cannot be configured in Prosody.
+            Verdict::NotApplicable => {
+                r.id.ends_with("/proxy-fqdn") && r.messages[0].contains("proxy FQDN")
+            }
+            Verdict::Fail | Verdict::Error => false,
+        };
+        if !ok {
+            bad.push(format!("{} {}: {:?}", r.verdict, r.id, r.messages));
+        }
+    }
+    assert!(bad.is_empty(), "{bad:#?}");
+}
+
+#[tokio::test]
+async fn a_missing_server_says_how_to_install_it() {
+    let mut profile = profile("prosody");
+    profile.program = "s2spec-no-such-server".into();
+    let err = run_managed(
+        &profile,
+        Vec::new(),
+        Options::default(),
+        ManagedOptions::default(),
+        |_| {},
+    )
+    .await
+    .unwrap_err();
+    assert!(err.contains("is not installed"), "{err}");
+    assert!(err.contains("scripts/install-targets.sh prosody"), "{err}");
+}
