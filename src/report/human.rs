@@ -449,6 +449,21 @@ pub(crate) const PROBLEM_ORDER: [Verdict; 4] = [
     Verdict::NotApplicable,
 ];
 
+/// The non-passing cases, grouped by verdict in [`PROBLEM_ORDER`] (empty
+/// groups left out), as indexes into `report.cases`.
+pub(crate) fn problem_groups(report: &Report) -> Vec<(Verdict, Vec<usize>)> {
+    PROBLEM_ORDER
+        .into_iter()
+        .map(|v| {
+            let idx = (0..report.cases.len())
+                .filter(|&i| report.cases[i].verdict == v)
+                .collect::<Vec<_>>();
+            (v, idx)
+        })
+        .filter(|(_, idx)| !idx.is_empty())
+        .collect()
+}
+
 /// `1 case`, `2 cases`.
 /// The run header's rows, shared by both renderings.
 pub(crate) fn run_fields(report: &Report) -> Vec<(&'static str, String)> {

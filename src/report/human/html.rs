@@ -13,8 +13,8 @@ use std::path::Path;
 use super::super::json::write_atomic;
 use super::super::{CaseResult, Report, Verdict, transcript_line};
 use super::{
-    Layout, PROBLEM_ORDER, VariantTable, all_negotiations, cell_expected, cell_text,
-    direction_title, matrix_codes, negotiation_title, plural, tls_word, visible,
+    Layout, VariantTable, all_negotiations, cell_expected, cell_text, direction_title,
+    matrix_codes, negotiation_title, plural, tls_word, visible,
 };
 use crate::stream::{Dir, EntryKind};
 
@@ -433,15 +433,9 @@ impl Html<'_> {
     fn problems(&mut self) {
         let report = self.report;
         self.w("<section id=\"problems\">\n<h2>Non-passing cases</h2>\n");
-        let mut any = false;
-        for v in PROBLEM_ORDER {
-            let idx: Vec<usize> = (0..report.cases.len())
-                .filter(|&i| report.cases[i].verdict == v)
-                .collect();
-            if idx.is_empty() {
-                continue;
-            }
-            any = true;
+        let groups = super::problem_groups(report);
+        let any = !groups.is_empty();
+        for (v, idx) in groups {
             let _ = writeln!(
                 self.out,
                 "<h3 id=\"problems-{}\"><span class=\"badge {}\">{}</span> {}</h3>",

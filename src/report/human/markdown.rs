@@ -12,8 +12,8 @@ use std::path::Path;
 use super::super::json::write_atomic;
 use super::super::{CaseResult, Report, Verdict, transcript_line};
 use super::{
-    Layout, PROBLEM_ORDER, VariantTable, all_negotiations, cell_expected, cell_text,
-    direction_title, matrix_codes, plural, tls_word, visible,
+    Layout, VariantTable, all_negotiations, cell_expected, cell_text, direction_title,
+    matrix_codes, plural, tls_word, visible,
 };
 
 /// Writes [`markdown_string`] to `path` atomically, creating its directory.
@@ -292,15 +292,9 @@ fn scenarios(out: &mut String, report: &Report, layout: &Layout) {
 
 fn problems(out: &mut String, report: &Report, layout: &Layout) {
     out.push_str("## Non-passing cases\n\n");
-    let mut any = false;
-    for v in PROBLEM_ORDER {
-        let idx: Vec<usize> = (0..report.cases.len())
-            .filter(|&i| report.cases[i].verdict == v)
-            .collect();
-        if idx.is_empty() {
-            continue;
-        }
-        any = true;
+    let groups = super::problem_groups(report);
+    let any = !groups.is_empty();
+    for (v, idx) in groups {
         let _ = writeln!(
             out,
             "### {} {} ({})\n",
