@@ -3,14 +3,17 @@
 //! skipped with the reason printed (install: scripts/install-targets.sh).
 //! Every server instance must be gone when the run returns.
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
+use s2spec::oracle::{Pairing, expect, methods};
+use s2spec::partner::{Negotiation, negotiation_is_valid};
 use s2spec::report::Verdict;
 use s2spec::run::Options;
-use s2spec::scenario::{Case, expand, load_matrix};
+use s2spec::scenario::{Case, CaseKind, expand, load_matrix};
 use s2spec::target::managed::{ManagedOptions, run_managed};
-use s2spec::target::profile::Profile;
+use s2spec::target::profile::{Group, Profile, express};
 
 fn profile(name: &str) -> Profile {
     Profile::named(
@@ -139,4 +142,118 @@ async fn a_missing_server_says_how_to_install_it() {
     .unwrap_err();
     assert!(err.contains("is not installed"), "{err}");
     assert!(err.contains("scripts/install-targets.sh prosody"), "{err}");
+}
+
+/// The valid target rows (SPEC §4), as codes.
+fn valid_rows() -> Vec<String> {
+    Negotiation::all()
+        .filter(|n| negotiation_is_valid(*n))
+        .map(Negotiation::code)
+        .collect()
+}
+
+/// Sensitivity (the harness must notice when a server is not configured as
+/// it believes): the profile is doctored so that the group the harness
+/// believes has dialback off is rendered with dialback on. Every case whose
+/// expected outcome, by the oracle alone, differs between the two
+/// configurations must now fail, and no other case may start failing.
+async fn lying_about_dialback_fails_exactly_the_affected_cases(server: &str) {
+    let truthful = profile(server);
+    if let Some(why) = truthful.unavailable() {
+        eprintln!("SKIPPED {server} sensitivity check: {why}");
+        return;
+    }
+    let mut lying = truthful.clone();
+    let on = lying.capabilities.dialback.values["on"].clone();
+    lying.capabilities.dialback.values.insert("off".into(), on);
+
+    // Declared: TLS required, EXTERNAL only (RR0), against every valid peer
+    // row in both directions; controls: a row whose dialback is really on.
+    let mut ids = Vec::new();
+    for p in valid_rows() {
+        for dir in ["in", "out"] {
+            ids.push(format!("matrix/{dir}/t-RR0/p-{p}/valid/srv"));
+        }
+    }
+    for p in ["RN1", "NN1"] {
+        ids.push(format!("matrix/in/t-OO1/p-{p}/valid/srv"));
+    }
+    let cases = cases(&ids);
+    let policy = Options::default().policy;
+
+    // What the oracle predicts: the lie changes the outcome of these cases.
+    let mut affected = BTreeSet::new();
+    for case in &cases {
+        let CaseKind::Pairing(p) = &case.kind else {
+            unreachable!()
+        };
+        let Ok(declared) = express(&truthful.capabilities, p.target, policy) else {
+            continue;
+        };
+        let really = Group {
+            dialback: true,
+            ..declared
+        };
+        let row = Negotiation::all()
+            .find(|n| negotiation_is_valid(*n) && methods(*n).to_vec() == really.methods())
+            .expect("the real configuration is a valid row");
+        let actual = Pairing { target: row, ..*p };
+        if expect(p, policy).outcome != expect(&actual, policy).outcome {
+            affected.insert(case.id.clone());
+        }
+    }
+    assert!(
+        !affected.is_empty() && affected.len() < cases.len(),
+        "the lie must matter for some cases and not all: {affected:?}"
+    );
+
+    let run = |profile: Profile, cases: Vec<Case>| async move {
+        let options = Options {
+            delivery_wait: Duration::from_secs(3),
+            case_deadline: Duration::from_secs(20),
+            ..Options::default()
+        };
+        run_managed(&profile, cases, options, ManagedOptions::default(), |_| {})
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|r| (r.id.clone(), r))
+            .collect::<BTreeMap<_, _>>()
+    };
+    let honest = run(truthful.clone(), cases.clone()).await;
+    let lied = run(lying, cases).await;
+    assert!(leftovers(server).is_empty(), "{:?}", leftovers(server));
+
+    let newly_failing: BTreeSet<String> = lied
+        .values()
+        .filter(|r| r.verdict == Verdict::Fail && honest[&r.id].verdict != Verdict::Fail)
+        .map(|r| r.id.clone())
+        .collect();
+    let detail = |ids: &BTreeSet<String>| {
+        ids.iter()
+            .map(|id| format!("{id}: {} / {:?}", lied[id].verdict, lied[id].messages))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        newly_failing,
+        affected,
+        "\nmissed: {:#?}\nspurious: {:#?}",
+        detail(&affected.difference(&newly_failing).cloned().collect()),
+        detail(&newly_failing.difference(&affected).cloned().collect()),
+    );
+    eprintln!(
+        "{server}: the lie failed exactly the {} affected cases of {}: {affected:?}",
+        affected.len(),
+        lied.len()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn prosody_lied_to_fails_exactly_the_affected_cases() {
+    lying_about_dialback_fails_exactly_the_affected_cases("prosody").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ejabberd_lied_to_fails_exactly_the_affected_cases() {
+    lying_about_dialback_fails_exactly_the_affected_cases("ejabberd").await;
 }

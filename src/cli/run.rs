@@ -176,8 +176,8 @@ fn run_inner(args: Args) -> Result<u8, String> {
     let profile = match args.target.managed() {
         Some(name) => {
             let profile = crate::target::profile::Profile::named(&args.profiles, name)?;
-            if profile.find_program().is_none() {
-                eprintln!("s2spec run: {}", profile.not_installed());
+            if let Some(why) = profile.unavailable() {
+                eprintln!("s2spec run: {why}");
                 return Ok(exit::TROUBLE);
             }
             Some(profile)

@@ -23,7 +23,7 @@ use crate::report::{CaseResult, Expected, Observed, Verdict};
 use crate::scenario::{CASE_ZONE, Case, CaseKind, peer_domain, stranger_domain};
 use crate::stream::Transcript;
 use crate::target::managed::{ManagedServer, Setup};
-use crate::target::profile::{Group, Profile};
+use crate::target::profile::{DnsHookup, Group, Profile};
 use crate::target::{External, Managed, OutboundTrigger, Target};
 use crate::xml::{Element, NS_SERVER};
 use judge::{Observation, expected_of, judge};
@@ -148,7 +148,11 @@ impl Harness {
         keep_logs: Option<std::path::PathBuf>,
     ) -> Result<Harness, String> {
         let pki = Arc::new(Pki::new().map_err(|e| format!("PKI: {e}"))?);
-        let dns = case_dns(LOOPBACK_ANY_PORT).await?;
+        let dns = match profile.dns {
+            DnsHookup::Forward => case_dns(LOOPBACK_ANY_PORT).await?,
+            // resolv.conf takes no port: the standard one, on an address of its own.
+            DnsHookup::ResolvConf => network::on_own_loopback(53, case_dns).await?,
+        };
         let cert = pki
             .leaf(TARGET_DOMAIN, CertVariant::Valid, KeyType::Ecdsa)
             .map_err(|e| e.to_string())?

@@ -115,22 +115,32 @@ fn dead_port() -> Result<DeadPort, String> {
 }
 
 /// Binds port 5269 on a loopback address of its own (A-record fallback and
-/// proxy FQDNs use the standard port, RFC 6120 §3.2.2), trying further
-/// addresses when one is taken.
+/// proxy FQDNs use the standard port, RFC 6120 §3.2.2).
 async fn start_on_5269<F, Fut>(start: F) -> Result<PeerServer, String>
 where
     F: Fn(SocketAddr) -> Fut,
     Fut: std::future::Future<Output = Result<PeerServer, crate::peer::PeerError>>,
 {
+    on_own_loopback(DEFAULT_S2S_PORT, start).await
+}
+
+/// Starts something on a fixed `port` of a loopback address of its own,
+/// trying further addresses when one is taken.
+pub(crate) async fn on_own_loopback<T, E, F, Fut>(port: u16, start: F) -> Result<T, String>
+where
+    E: std::fmt::Display,
+    F: Fn(SocketAddr) -> Fut,
+    Fut: std::future::Future<Output = Result<T, E>>,
+{
     let mut last = String::new();
     for _ in 0..32 {
         let ip = next_loopback();
-        match start(SocketAddr::new(IpAddr::V4(ip), DEFAULT_S2S_PORT)).await {
+        match start(SocketAddr::new(IpAddr::V4(ip), port)).await {
             Ok(server) => return Ok(server),
             Err(e) => last = e.to_string(),
         }
     }
-    Err(format!("no free loopback address for port 5269: {last}"))
+    Err(format!("no free loopback address for port {port}: {last}"))
 }
 
 /// Distinct 127.x.y.z addresses, starting at a random offset so that

@@ -49,8 +49,8 @@ impl ManagedServer {
         group: Group,
         setup: &Setup<'_>,
     ) -> Result<ManagedServer, String> {
-        if profile.find_program().is_none() {
-            return Err(profile.not_installed());
+        if let Some(why) = profile.unavailable() {
+            return Err(why);
         }
         let run_dir = fresh_dir(&profile.name)?;
         // From here on the guard removes the directory (and the child).
@@ -121,19 +121,21 @@ impl ManagedServer {
         }
         let config = render(&template, &values)?;
         let config_file = write(&profile.config_name, &config)?;
-        let args: Vec<String> = profile
-            .command
-            .iter()
-            .map(|a| {
-                a.replace("{config}", &path_str(&config_file))
-                    .replace("{run_dir}", &path_str(&run_dir))
-            })
-            .collect();
+        for (name, text) in &profile.files {
+            let text = render(text, &values).map_err(|e| format!("files.{name}: {e}"))?;
+            write(name, &text)?;
+        }
+        let subst = |a: &str| {
+            a.replace("{config}", &path_str(&config_file))
+                .replace("{run_dir}", &path_str(&run_dir))
+        };
+        let args: Vec<String> = profile.command.iter().map(|a| subst(a)).collect();
         let out =
             std::fs::File::create(run_dir.join("stdout.txt")).map_err(|e| io_err(&run_dir, e))?;
         let err = out.try_clone().map_err(|e| io_err(&run_dir, e))?;
         let child = Command::new(&args[0])
             .args(&args[1..])
+            .envs(profile.env.iter().map(|(k, v)| (k, subst(v))))
             .current_dir(&run_dir)
             .stdin(Stdio::null())
             .stdout(out)
@@ -360,8 +362,8 @@ pub async fn run_managed(
     managed: ManagedOptions,
     done: impl Fn(&CaseResult) + Send + Sync + Clone + 'static,
 ) -> Result<Vec<CaseResult>, String> {
-    if profile.find_program().is_none() {
-        return Err(profile.not_installed());
+    if let Some(why) = profile.unavailable() {
+        return Err(why);
     }
     let plan = super::profile::plan(&profile.capabilities, &cases, options.policy);
     let mut results = Vec::new();

@@ -25,6 +25,8 @@ pub struct Profile {
     pub install: String,
     /// A file holding the exact server version.
     pub version_file: Option<PathBuf>,
+    /// Or a command printing it (used when there is no `version_file`).
+    pub version_command: Option<Vec<String>>,
     /// The configuration template, relative to the profile file.
     pub template: PathBuf,
     /// The rendered configuration's file name in the run directory.
@@ -33,6 +35,13 @@ pub struct Profile {
     pub log_name: Option<String>,
     /// The command line; `{config}` and `{run_dir}` are substituted.
     pub command: Vec<String>,
+    /// The server's environment; `{config}` and `{run_dir}` are substituted.
+    #[serde(default)]
+    pub env: BTreeMap<String, String>,
+    /// Further files written into the run directory: name → template (the
+    /// same `{{placeholders}}` as the configuration template).
+    #[serde(default)]
+    pub files: BTreeMap<String, String>,
     /// How the server reaches the mock DNS.
     pub dns: DnsHookup,
     /// Modules every instance loads.
@@ -61,6 +70,11 @@ fn default_module_format() -> String {
 pub enum DnsHookup {
     /// A configuration option carries the mock DNS address.
     Forward,
+    /// The server resolves through the C library, whose resolv.conf takes no
+    /// port: the mock DNS listens on port 53 of a loopback address of its
+    /// own, and the command bind-mounts a rendered resolv.conf in a private
+    /// mount namespace (which dies with the server). Needs root.
+    ResolvConf,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -192,10 +206,40 @@ impl Profile {
 
     /// The installed server's exact version, when the profile says where it is.
     pub fn version(&self) -> Option<String> {
-        let file = self.version_file.as_ref()?;
-        let text = std::fs::read_to_string(file).ok()?;
+        let text = match (&self.version_file, &self.version_command) {
+            (Some(file), _) => std::fs::read_to_string(file).ok()?,
+            (None, Some(cmd)) => {
+                let out = std::process::Command::new(cmd.first()?)
+                    .args(&cmd[1..])
+                    .stdin(std::process::Stdio::null())
+                    .output()
+                    .ok()?;
+                if !out.status.success() {
+                    return None;
+                }
+                String::from_utf8_lossy(&out.stdout).into_owned()
+            }
+            (None, None) => return None,
+        };
         let v = text.trim();
         (!v.is_empty()).then(|| format!("{} {v}", self.name))
+    }
+
+    /// Why this server cannot be run here (not installed, or it needs
+    /// privileges this process lacks); `None` when it can.
+    pub fn unavailable(&self) -> Option<String> {
+        if self.find_program().is_none() {
+            return Some(self.not_installed());
+        }
+        if self.dns == DnsHookup::ResolvConf && !is_root() {
+            return Some(format!(
+                "{} needs root here: s2spec points its resolver at the mock DNS by \
+                 bind-mounting a resolv.conf in a private mount namespace and serving \
+                 DNS on port 53 of a loopback address (run as root, e.g. in CI or a container)",
+                self.description
+            ));
+        }
+        None
     }
 
     /// The message shown when the server is not installed.
@@ -205,6 +249,18 @@ impl Profile {
             self.description, self.program, self.install
         )
     }
+}
+
+/// Whether this process runs as root (effective UID 0, from /proc).
+pub fn is_root() -> bool {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("Uid:"))
+                .and_then(|l| l.split_whitespace().nth(1).map(|e| e == "0"))
+        })
+        .unwrap_or(false)
 }
 
 /// Looks `program` up on PATH (an explicit path is taken as is).
@@ -289,7 +345,7 @@ pub enum Decision {
 /// it. Pure: the capability map and the configuration decide.
 pub fn express(caps: &Capabilities, t: Negotiation, policy: Policy) -> Result<Group, String> {
     let want = methods(t);
-    let group = Group {
+    let natural = Group {
         tls: t.tls,
         sasl: want.contains(Method::SaslOverTls),
         dialback: want.contains(Method::TlsDialback) || want.contains(Method::TcpDialback),
@@ -308,16 +364,30 @@ pub fn express(caps: &Capabilities, t: Negotiation, policy: Policy) -> Result<Gr
             )));
         }
     }
-    group.fragments(caps).map_err(reason)?;
-    let got = group.methods();
-    if got != want.to_vec() {
-        return Err(reason(format!(
-            "its global switches ({group}) admit {} where the configuration admits {}",
-            list(&got),
-            list(&want.to_vec())
-        )));
+    // A switch that changes nothing (SASL without TLS, for instance) may take
+    // whichever value the server can express: what must match is the set of
+    // methods, not the spelling.
+    let alternatives = [(false, false), (true, false), (false, true), (true, true)].map(
+        |(flip_sasl, flip_dialback)| Group {
+            sasl: natural.sasl ^ flip_sasl,
+            dialback: natural.dialback ^ flip_dialback,
+            ..natural
+        },
+    );
+    if let Some(g) = alternatives
+        .into_iter()
+        .find(|g| g.methods() == want.to_vec() && g.fragments(caps).is_ok())
+    {
+        return Ok(g);
     }
-    Ok(group)
+    // Nothing fits: explain with the natural spelling.
+    natural.fragments(caps).map_err(reason)?;
+    let got = natural.methods();
+    Err(reason(format!(
+        "its global switches ({natural}) admit {} where the configuration admits {}",
+        list(&got),
+        list(&want.to_vec())
+    )))
 }
 
 fn describe(t: Negotiation) -> String {
@@ -519,6 +589,27 @@ mod tests {
         caps.tls.values.remove("optional");
         let e = express(&caps, n("ON1"), Policy::Lync).unwrap_err();
         assert!(e.contains("tls = optional"), "{e}");
+    }
+
+    /// ejabberd's shape: EXTERNAL is offered on every encrypted stream, so
+    /// SASL cannot be switched off; where TLS is off that does not matter.
+    #[test]
+    fn a_switch_that_changes_nothing_takes_an_expressible_value() {
+        let mut caps = all_global();
+        caps.sasl.values.remove("off");
+        // NN1: no TLS, so SASL "on" admits the same methods as "off".
+        let g = express(&caps, n("NN1"), Policy::Lync).unwrap();
+        assert!(g.sasl && g.dialback && g.tls == Setting::NotSupported);
+        assert_eq!(g.methods(), methods(n("NN1")).to_vec());
+        // RN1 needs EXTERNAL off while TLS is on: not expressible.
+        let e = express(&caps, n("RN1"), Policy::Lync).unwrap_err();
+        assert!(e.contains("sasl = off"), "{e}");
+        // RR1 admits EXTERNAL only; a server whose dialback cannot be
+        // switched off would also admit TLS dialback.
+        let mut caps = all_global();
+        caps.dialback.values.remove("off");
+        assert!(express(&caps, n("RR1"), Policy::Lync).is_err());
+        assert!(express(&caps, n("RO1"), Policy::Lync).is_ok());
     }
 
     #[test]
