@@ -144,6 +144,7 @@ impl Harness {
     pub async fn start_managed(
         profile: &Profile,
         group: Group,
+        partners: &[String],
         options: Options,
         keep_logs: Option<std::path::PathBuf>,
     ) -> Result<Harness, String> {
@@ -164,6 +165,7 @@ impl Harness {
             key_pem: &cert.key_pem,
             ca_pem: pki.root_pem(),
             keep_logs: keep_logs.as_deref(),
+            partners,
         };
         let server = ManagedServer::start(profile, group, &setup).await?;
         let config_reason = profile

@@ -11,7 +11,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
-use super::profile::{Group, Profile, ReadinessKind};
+use super::profile::{Group, Profile, ReadinessKind, Scope};
 use crate::oracle::{Policy, expect};
 use crate::report::{CaseResult, Verdict};
 use crate::run::{Harness, Options};
@@ -30,6 +30,8 @@ pub struct Setup<'a> {
     pub ca_pem: &'a str,
     /// Copy the server's log here (as `<group>.log`) when it stops.
     pub keep_logs: Option<&'a Path>,
+    /// The partner domains, for servers that can refuse everybody else.
+    pub partners: &'a [String],
 }
 
 /// A running managed server.
@@ -76,7 +78,17 @@ impl ManagedServer {
         let template = std::fs::read_to_string(profile.template_path())
             .map_err(|e| io_err(&profile.template_path(), e))?;
         let mut values = profile.values.clone();
-        let fragments = group.fragments(&profile.capabilities)?;
+        let mut fragments = group.fragments(&profile.capabilities)?;
+        // SPEC §2: a server that can refuse non-partners always does.
+        let allowlist = &profile.capabilities.partner_allowlist;
+        if allowlist.scope == Scope::Global {
+            fragments.push(
+                allowlist
+                    .values
+                    .get("on")
+                    .ok_or("capabilities.partner-allowlist: a global scope needs an `on` value")?,
+            );
+        }
         let modules: Vec<String> = profile
             .modules
             .iter()
@@ -87,10 +99,7 @@ impl ManagedServer {
                 }
                 acc
             });
-        let settings: Vec<String> = fragments
-            .iter()
-            .flat_map(|f| f.settings.iter().cloned())
-            .collect();
+        let settings: Vec<&String> = fragments.iter().flat_map(|f| &f.settings).collect();
         let path_str = |p: &Path| p.display().to_string();
         for (k, v) in [
             ("group", group.to_string()),
@@ -115,10 +124,24 @@ impl ManagedServer {
                     .collect::<Vec<_>>()
                     .join("\n"),
             ),
-            ("settings", settings.join("\n")),
+            (
+                "partners",
+                setup
+                    .partners
+                    .iter()
+                    .map(|d| profile.partner_format.replace("{domain}", d))
+                    .collect::<Vec<_>>()
+                    .join("\n"),
+            ),
         ] {
             values.insert(k.to_string(), v);
         }
+        // Settings may use the values too (`{{partners}}`).
+        let settings = settings
+            .iter()
+            .map(|s| render(s, &values))
+            .collect::<Result<Vec<_>, _>>()?;
+        values.insert("settings".into(), settings.join("\n"));
         let config = render(&template, &values)?;
         let config_file = write(&profile.config_name, &config)?;
         for (name, text) in &profile.files {
@@ -373,10 +396,16 @@ pub async fn run_managed(
         results.push(r);
     }
     for (group, cases) in plan.groups {
-        let harness =
-            Harness::start_managed(profile, group, options.clone(), managed.keep_logs.clone())
-                .await
-                .map_err(|e| format!("{} ({group}): {e}", profile.name))?;
+        let partners = partner_domains(&cases);
+        let harness = Harness::start_managed(
+            profile,
+            group,
+            &partners,
+            options.clone(),
+            managed.keep_logs.clone(),
+        )
+        .await
+        .map_err(|e| format!("{} ({group}): {e}", profile.name))?;
         let harness = std::sync::Arc::new(harness);
         let group_results = harness.run(cases, done.clone()).await;
         if let Ok(h) = std::sync::Arc::try_unwrap(harness) {
@@ -385,6 +414,20 @@ pub async fn run_managed(
         results.extend(group_results);
     }
     Ok(results)
+}
+
+/// The peer domains of the pairing cases: the partners an instance knows.
+fn partner_domains(cases: &[Case]) -> Vec<String> {
+    let mut domains: Vec<String> = cases
+        .iter()
+        .filter_map(|c| match &c.kind {
+            CaseKind::Pairing(p) => Some(crate::scenario::peer_domain(p)),
+            _ => None,
+        })
+        .collect();
+    domains.sort();
+    domains.dedup();
+    domains
 }
 
 fn not_applicable(case: &Case, reason: String, policy: Policy) -> CaseResult {

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
-use crate::oracle::{DnsVariant, Policy};
+use crate::oracle::{Direction, DnsVariant, Policy};
 use crate::partner::{Method, Negotiation, Setting, methods};
 use crate::scenario::{Case, CaseKind};
 
@@ -50,6 +50,10 @@ pub struct Profile {
     /// How one module is written in the `{{modules}}` list (`{name}`).
     #[serde(default = "default_module_format")]
     pub module_format: String,
+    /// How one partner domain is written in the `{{partners}}` list
+    /// (`{domain}`), for a partner allowlist.
+    #[serde(default = "default_partner_format")]
+    pub partner_format: String,
     pub readiness: Readiness,
     pub stop: Stop,
     /// Fixed template values.
@@ -63,6 +67,10 @@ pub struct Profile {
 
 fn default_module_format() -> String {
     "\t\"{name}\";".into()
+}
+
+fn default_partner_format() -> String {
+    "\"{domain}\"".into()
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -111,7 +119,8 @@ pub struct Capabilities {
     pub dialback: Capability,
     /// Values named after the oracle's policy profiles (`lync`, `strict`).
     pub policy: Capability,
-    /// Refusing domains that match no partner (SPEC §2).
+    /// Refusing domains that match no partner (SPEC §2). Value `on`: the
+    /// fragment every instance gets, with `{{partners}}` in its settings.
     pub partner_allowlist: Capability,
     /// A partner's proxy FQDN (SPEC §2, §6).
     pub proxy_fqdn: Capability,
@@ -420,13 +429,26 @@ pub fn decide(caps: &Capabilities, case: &Case, policy: Policy) -> Decision {
                 "the managed runner cannot hand a server an invalid configuration yet".into(),
             )
         }
-        CaseKind::Stranger { .. } => {
+        CaseKind::Stranger { direction, peer } => {
             if caps.partner_allowlist.scope == Scope::None {
                 return na(&caps.partner_allowlist, "a partner allowlist");
             }
-            Decision::NotApplicable(
-                "the managed runner does not render a partner allowlist yet".into(),
-            )
+            if *direction == Direction::Outbound {
+                // The ping that would make the server address the stranger
+                // comes from the stranger itself, which the allowlist refuses:
+                // a pass would prove nothing about the outbound side.
+                return Decision::NotApplicable(
+                    "the outbound trigger is a ping from the peer's own domain, which a partner \
+                     allowlist refuses, so nothing can make the server address a stranger"
+                        .into(),
+                );
+            }
+            // A server configured like the stranger itself: were it a
+            // partner it could authenticate, so a refusal is the allowlist's.
+            match express(caps, *peer, policy) {
+                Ok(group) => Decision::Run(group),
+                Err(reason) => Decision::NotApplicable(reason),
+            }
         }
         // Scenarios configure the target per file; rendering that into a
         // managed server's configuration is not built yet.
@@ -466,7 +488,7 @@ pub fn plan(caps: &Capabilities, cases: &[Case], policy: Policy) -> Plan {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::oracle::{CertVariant, Direction, Pairing};
+    use crate::oracle::{CertVariant, Pairing};
     use crate::scenario::pairing_id;
 
     fn frag(settings: &[&str], modules: &[&str]) -> Fragment {
@@ -612,6 +634,41 @@ mod tests {
         assert!(express(&caps, n("RO1"), Policy::Lync).is_ok());
     }
 
+    fn stranger(direction: Direction, peer: &str) -> Case {
+        Case {
+            id: "stranger".into(),
+            family: "stranger".into(),
+            description: String::new(),
+            kind: CaseKind::Stranger {
+                direction,
+                peer: n(peer),
+            },
+        }
+    }
+
+    /// With an allowlist, an inbound stranger meets a server configured like
+    /// itself (so only the allowlist can refuse it); outbound, the ping that
+    /// would trigger the server comes from the stranger and proves nothing.
+    #[test]
+    fn strangers_run_against_a_server_that_could_otherwise_accept_them() {
+        let mut caps = all_global();
+        caps.partner_allowlist = cap(Scope::Global, &[("on", frag(&["allow"], &[]))]);
+        assert_eq!(
+            decide(&caps, &stranger(Direction::Inbound, "NN1"), Policy::Lync),
+            Decision::Run(express(&caps, n("NN1"), Policy::Lync).unwrap())
+        );
+        match decide(&caps, &stranger(Direction::Outbound, "OO1"), Policy::Lync) {
+            Decision::NotApplicable(r) => assert!(r.contains("ping"), "{r}"),
+            other => panic!("{other:?}"),
+        }
+        // A stranger whose own configuration the server cannot mirror.
+        caps.sasl.values.remove("off");
+        assert!(matches!(
+            decide(&caps, &stranger(Direction::Inbound, "RN1"), Policy::Lync),
+            Decision::NotApplicable(_)
+        ));
+    }
+
     #[test]
     fn inexpressible_settings_give_their_reason() {
         let caps = all_global();
@@ -680,5 +737,28 @@ mod tests {
             express(&p.capabilities, t, Policy::Lync).unwrap();
         }
         assert!(express(&p.capabilities, n("OO1"), Policy::Strict).is_err());
+    }
+
+    /// ejabberd: EXTERNAL cannot be switched off, so exactly the valid rows
+    /// with TLS but without SASL are inexpressible; all the rest run in five
+    /// instances.
+    #[test]
+    fn the_ejabberd_profile_parses_and_expresses_the_rows_with_external() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/targets");
+        let p = Profile::named(&dir, "ejabberd").unwrap();
+        assert!(p.template_path().is_file());
+        assert_eq!(p.dns, DnsHookup::ResolvConf);
+        let mut groups = std::collections::BTreeSet::new();
+        for t in Negotiation::all().filter(|t| crate::partner::negotiation_is_valid(*t)) {
+            let external_off = t.tls.enabled() && !methods(t).contains(Method::SaslOverTls);
+            match express(&p.capabilities, t, Policy::Lync) {
+                Ok(g) => {
+                    assert!(!external_off, "{}", t.code());
+                    groups.insert(g);
+                }
+                Err(e) => assert!(external_off && e.contains("sasl = off"), "{e}"),
+            }
+        }
+        assert_eq!(groups.len(), 5);
     }
 }
