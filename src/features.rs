@@ -12,6 +12,9 @@ pub struct Features {
     pub starttls: Option<bool>,
     /// SASL mechanism names, in offer order.
     pub mechanisms: Vec<String>,
+    /// A `<mechanisms/>` element without any mechanism: malformed (RFC 6120
+    /// §6.4.1 requires at least one), and never written by `to_element`.
+    pub empty_mechanisms: bool,
     /// `<dialback xmlns='urn:xmpp:features:dialback'><errors/></dialback>` (XEP-0220 §2.4).
     pub dialback: bool,
     /// Any other feature, kept as received.
@@ -38,6 +41,7 @@ impl Features {
                     .filter(|m| m.is(NS_SASL, "mechanism"))
                     .map(|m| m.text().trim().to_string())
                     .collect();
+                f.empty_mechanisms = f.mechanisms.is_empty();
             } else if child.is(dialback::FEATURE_NS, "dialback") {
                 f.dialback = true;
             } else {
@@ -89,9 +93,18 @@ mod tests {
             mechanisms: vec!["EXTERNAL".into()],
             dialback: true,
             other: vec![],
+            empty_mechanisms: false,
         };
         assert_eq!(Features::parse(&f.to_element()), Some(f.clone()));
         assert!(f.offers_external());
+    }
+
+    #[test]
+    fn an_empty_mechanisms_element_is_noticed() {
+        let e =
+            Element::new(NS_STREAMS, "features").with_child(Element::new(NS_SASL, "mechanisms"));
+        let f = Features::parse(&e).unwrap();
+        assert!(f.empty_mechanisms && f.mechanisms.is_empty());
     }
 
     #[test]

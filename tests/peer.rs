@@ -89,6 +89,7 @@ fn features(starttls: Option<bool>, external: bool, dialback: bool) -> FeaturesS
         },
         dialback,
         other: vec![],
+        empty_mechanisms: false,
     }
 }
 

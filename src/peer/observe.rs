@@ -16,6 +16,9 @@ pub struct FeaturesSeen {
     /// `Some(required)` when STARTTLS was offered.
     pub starttls: Option<bool>,
     pub mechanisms: Vec<String>,
+    /// An empty `<mechanisms/>` element (malformed, RFC 6120 §6.4.1).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub empty_mechanisms: bool,
     pub dialback: bool,
     /// `{namespace}name` of every other feature.
     pub other: Vec<String>,
@@ -26,6 +29,7 @@ impl From<&Features> for FeaturesSeen {
         FeaturesSeen {
             starttls: f.starttls,
             mechanisms: f.mechanisms.clone(),
+            empty_mechanisms: f.empty_mechanisms,
             dialback: f.dialback,
             other: f
                 .other

@@ -242,6 +242,7 @@ impl Inbound {
             },
             dialback: offer.dialback,
             other: vec![],
+            empty_mechanisms: false,
         }
     }
 

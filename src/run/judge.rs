@@ -223,6 +223,7 @@ fn inbound_invariants(p: &Pairing, r: &InitiatorReport, out: &mut Vec<Finding>) 
             };
             out.push(Finding { must: true, text });
         }
+        empty_mechanisms(clear, "before TLS", out);
         if !clear.mechanisms.is_empty() {
             out.push(Finding {
                 must: true,
@@ -240,6 +241,7 @@ fn inbound_invariants(p: &Pairing, r: &InitiatorReport, out: &mut Vec<Finding>) 
         );
     }
     if let Some(tls) = &r.features_tls {
+        empty_mechanisms(tls, "after TLS", out);
         let cert_ok = certificate_defect(p.cert).is_none();
         let want_external = admitted.contains(Method::SaslOverTls) && cert_ok;
         let external = tls.mechanisms.iter().any(|m| m == "EXTERNAL");
@@ -271,6 +273,18 @@ fn inbound_invariants(p: &Pairing, r: &InitiatorReport, out: &mut Vec<Finding>) 
             "after TLS",
             out,
         );
+    }
+}
+
+fn empty_mechanisms(f: &FeaturesSeen, state: &str, out: &mut Vec<Finding>) {
+    if f.empty_mechanisms {
+        out.push(Finding {
+            must: true,
+            text: format!(
+                "an empty <mechanisms/> offered {state}: malformed, RFC 6120 §6.4.1 requires at \
+                 least one mechanism (SPEC §4.1)"
+            ),
+        });
     }
 }
 
@@ -382,5 +396,60 @@ pub fn judge_stranger(direction: Direction, obs: &Observation) -> Judgement {
             facts,
         },
         messages,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::oracle::CertVariant;
+    use crate::partner::Negotiation;
+
+    fn inbound(target: &str) -> Pairing {
+        Pairing {
+            target: Negotiation::from_code(target).unwrap(),
+            peer: Negotiation::from_code("OO1").unwrap(),
+            direction: Direction::Inbound,
+            cert: CertVariant::Valid,
+            dns: crate::oracle::DnsVariant::Srv,
+        }
+    }
+
+    /// SPEC §4.1: an empty `<mechanisms/>` is malformed wherever it appears,
+    /// and nothing else about correct features is a finding.
+    #[test]
+    fn an_empty_mechanisms_element_is_a_must_finding() {
+        let clear = FeaturesSeen {
+            starttls: Some(false),
+            dialback: true,
+            ..FeaturesSeen::default()
+        };
+        let report = InitiatorReport {
+            features_clear: Some(clear.clone()),
+            ..InitiatorReport::default()
+        };
+        let mut out = Vec::new();
+        inbound_invariants(&inbound("OO1"), &report, &mut out);
+        assert!(
+            out.is_empty(),
+            "{:?}",
+            out.iter().map(|f| &f.text).collect::<Vec<_>>()
+        );
+
+        let report = InitiatorReport {
+            features_clear: Some(FeaturesSeen {
+                empty_mechanisms: true,
+                ..clear
+            }),
+            ..InitiatorReport::default()
+        };
+        inbound_invariants(&inbound("OO1"), &report, &mut out);
+        assert_eq!(out.len(), 1);
+        assert!(
+            out[0].must
+                && out[0]
+                    .text
+                    .contains("empty <mechanisms/> offered before TLS")
+        );
     }
 }

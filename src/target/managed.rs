@@ -416,12 +416,14 @@ pub async fn run_managed(
     Ok(results)
 }
 
-/// The peer domains of the pairing cases: the partners an instance knows.
+/// The peer domains of the pairing cases and the partner scenarios: the
+/// partners an instance knows.
 fn partner_domains(cases: &[Case]) -> Vec<String> {
     let mut domains: Vec<String> = cases
         .iter()
         .filter_map(|c| match &c.kind {
             CaseKind::Pairing(p) => Some(crate::scenario::peer_domain(p)),
+            CaseKind::Script(s) if s.partner.is_some() => Some(s.domain()),
             _ => None,
         })
         .collect();

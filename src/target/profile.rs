@@ -10,7 +10,8 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 use crate::oracle::{Direction, DnsVariant, Policy};
-use crate::partner::{Method, Negotiation, Setting, methods};
+use crate::partner::{Method, Negotiation, PartnerType, Setting, methods};
+use crate::scenario::script::{Action, Script, Step};
 use crate::scenario::{Case, CaseKind};
 
 /// A managed target's profile, as read from its TOML file.
@@ -450,11 +451,7 @@ pub fn decide(caps: &Capabilities, case: &Case, policy: Policy) -> Decision {
                 Err(reason) => Decision::NotApplicable(reason),
             }
         }
-        // Scenarios configure the target per file; rendering that into a
-        // managed server's configuration is not built yet.
-        CaseKind::Script(_) => Decision::NotApplicable(
-            "scripted scenarios are not run against managed targets yet".into(),
-        ),
+        CaseKind::Script(script) => decide_script(caps, script, policy),
         CaseKind::Pairing(p) => {
             if p.dns == DnsVariant::ProxyFqdn && caps.proxy_fqdn.scope == Scope::None {
                 return na(&caps.proxy_fqdn, "a proxy FQDN");
@@ -465,6 +462,71 @@ pub fn decide(caps: &Capabilities, case: &Case, policy: Policy) -> Decision {
             }
         }
     }
+}
+
+/// A scripted scenario runs when its partner entry is a plain federated
+/// partner the server can express and no step relies on the reference
+/// target's own users (the echo user that proves delivery).
+fn decide_script(caps: &Capabilities, script: &Script, policy: Policy) -> Decision {
+    let na = Decision::NotApplicable;
+    let Some(partner) = &script.partner else {
+        if caps.partner_allowlist.scope == Scope::None {
+            return na(caps
+                .partner_allowlist
+                .reason
+                .clone()
+                .unwrap_or_else(|| "the server cannot express a partner allowlist".into()));
+        }
+        return match express(caps, script.peer.negotiation, policy) {
+            Ok(group) => Decision::Run(group),
+            Err(reason) => na(reason),
+        };
+    };
+    if partner.partner_type != PartnerType::Federated {
+        return na(format!(
+            "the scenario needs partner type `{}` (SPEC §7); the server has no partner types",
+            partner.partner_type
+        ));
+    }
+    let unrendered = [
+        (
+            !partner.additional_domains.is_empty(),
+            "additional partner domains",
+        ),
+        (
+            partner.connection_limit.is_some(),
+            "a per-partner connection limit",
+        ),
+        (partner.keep_alive, "per-partner keep-alives"),
+    ];
+    if let Some((_, what)) = unrendered.iter().find(|(needed, _)| *needed) {
+        return na(format!(
+            "the scenario needs {what} (SPEC §2), which the managed runner does not render"
+        ));
+    }
+    if script.peer.dns == DnsVariant::ProxyFqdn && caps.proxy_fqdn.scope == Scope::None {
+        return na(caps
+            .proxy_fqdn
+            .reason
+            .clone()
+            .unwrap_or_else(|| "the server cannot express a proxy FQDN".into()));
+    }
+    if let Some(step) = script.steps.iter().find(|s| relies_on_local_users(s)) {
+        return na(format!(
+            "step at {}:{} (`{}`) relies on a user of the target (the reference target's echo \
+             user proves delivery); a managed server has no user s2spec can observe",
+            script.file, step.line, step.source
+        ));
+    }
+    match express(caps, partner.negotiation, policy) {
+        Ok(group) => Decision::Run(group),
+        Err(reason) => na(reason),
+    }
+}
+
+/// Delivery checks and stanzas addressed to `user@{target}`.
+fn relies_on_local_users(step: &Step) -> bool {
+    matches!(step.action, Action::ExpectDelivery { .. }) || step.source.contains("@{target}")
 }
 
 /// Cases split into groups (in a stable order) and not-applicable ones.
@@ -760,5 +822,33 @@ mod tests {
             }
         }
         assert_eq!(groups.len(), 5);
+    }
+
+    /// Scenarios: plain federated partners run in the group of their
+    /// configuration; partner types, per-partner extras and steps that need
+    /// the reference target's users are not-applicable, each with its reason.
+    #[test]
+    fn scenarios_run_unless_they_need_what_a_managed_server_lacks() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+        let caps = Profile::named(&root.join("fixtures/targets"), "prosody")
+            .unwrap()
+            .capabilities;
+        let cases = crate::scenario::load_all(&root.join("scenarios/matrix.toml")).unwrap();
+        let decision = |id: &str| {
+            let case = cases.iter().find(|c| c.id == id).expect(id);
+            decide(&caps, case, Policy::Lync)
+        };
+        let na = |id: &str| match decision(id) {
+            Decision::NotApplicable(r) => r,
+            other => panic!("{id}: {other:?}"),
+        };
+        assert_eq!(
+            decision("rfc6120/11.1/restricted-xml-comment"),
+            Decision::Run(express(&caps, n("OO1"), Policy::Lync).unwrap())
+        );
+        assert!(na("xep0178/3/external-no-authzid").contains("alice@{target}"));
+        assert!(na("spec/7/public-verified-subscription").contains("partner type"));
+        assert!(na("spec/2/connection-limit").contains("connection limit"));
+        assert!(na("spec/2/unlisted-subdomain").contains("additional partner domains"));
     }
 }

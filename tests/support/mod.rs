@@ -557,6 +557,7 @@ async fn serve_peer_stream(
                 },
                 dialback: profile.dialback,
                 other: vec![],
+                empty_mechanisms: false,
             }
         };
         if s.send(&features.to_element()).await.is_err() {

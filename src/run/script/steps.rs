@@ -439,6 +439,7 @@ impl<'a> Run<'a> {
                 live.features = seen.map(|f| Features {
                     starttls: f.starttls,
                     mechanisms: f.mechanisms.clone(),
+                    empty_mechanisms: f.empty_mechanisms,
                     dialback: f.dialback,
                     other: f.other.iter().filter_map(|n| other_feature(n)).collect(),
                 });
