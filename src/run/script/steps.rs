@@ -125,10 +125,16 @@ impl<'a> Run<'a> {
             Action::Expect { patterns, exact } => self.expect(patterns, *exact, wait).await,
             Action::ExpectStreamError(conditions) => {
                 let seen = self.current()?.read_past_headers(wait).await;
-                let want = format!("a stream error <{}/>", conditions.join("/> or <"));
+                // `*` accepts any condition: where the text requires a stream
+                // error but only recommends which one (RFC 6120 §11.1).
+                let want = if conditions.iter().any(|w| w == ANY_CONDITION) {
+                    "a stream error (any condition)".to_string()
+                } else {
+                    format!("a stream error <{}/>", conditions.join("/> or <"))
+                };
                 match &seen {
                     Seen::Element(e) => match stream_error_condition(e) {
-                        Some(c) if conditions.iter().any(|w| w == c) => {
+                        Some(c) if conditions.iter().any(|w| w == c || w == ANY_CONDITION) => {
                             Ok(Outcome::Met(format!("stream error <{c}/>")))
                         }
                         _ => unmet(want, seen.describe()),
@@ -577,6 +583,9 @@ impl<'a> Run<'a> {
         }
     }
 }
+
+/// The `expect-stream-error` value that accepts every condition.
+const ANY_CONDITION: &str = "*";
 
 /// What a peer server did receive, for messages.
 fn received(entry: &super::peers::Entry, at: &str) -> String {
