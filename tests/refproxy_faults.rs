@@ -1,4 +1,4 @@
-//! Each of the reference proxy's twelve fault switches makes a real,
+//! Each of the reference proxy's thirteen fault switches makes a real,
 //! observable deviation: the same exchange is run against a correct proxy and
 //! against one with the switch, and the outcomes differ in the named way.
 
@@ -315,6 +315,30 @@ fn fault_tls_required_not_advertised() {
             let mut i = Initiator::connect(&proxy, d).await;
             let pre = i.open().await;
             assert_eq!(pre.starttls, Some(!faulty), "{pre:?}");
+            proxy.shutdown().await;
+        }
+    });
+}
+
+#[test]
+fn fault_echo_stream_version() {
+    run(async {
+        for (faulty, f) in both(Fault::EchoStreamVersion) {
+            let d = "f-esv.test";
+            let dns = dns().await;
+            let proxy = proxy(&dns, &[partner(d, "federated", "OO1", "")], f).await;
+            let mut i = Initiator::connect(&proxy, d).await;
+            let mut h = s2spec::xml::StreamHeader::server()
+                .with_from(d.to_string())
+                .with_to(i.to.clone());
+            h.version = Some("11.0".into());
+            i.s.send_header(&h).await.expect("send header");
+            match i.next().await {
+                // RFC 6120 §4.7.5: the lower of 11.0 and 1.0.
+                Got::Header(h) if !faulty => assert_eq!(h.version.as_deref(), Some("1.0")),
+                Got::Header(h) => assert_eq!(h.version.as_deref(), Some("11.0")),
+                other => panic!("expected a header, got {other:?}"),
+            }
             proxy.shutdown().await;
         }
     });

@@ -141,6 +141,11 @@ async fn cleartext_dialback_with_tls_required_is_caught() {
     .await;
 }
 
+#[tokio::test]
+async fn echoed_stream_version_is_caught() {
+    fails_exactly(Fault::EchoStreamVersion, &["rfc6120/4.7.5/higher-version"]).await;
+}
+
 #[test]
 fn every_scenario_file_loads_with_unique_ids_and_domains() {
     let cases = scripts();

@@ -393,7 +393,7 @@ impl Inbound {
             // RFC 6120 §8.1.1.1 / SPEC §4.1: nothing before authentication.
             Some((ViolationKind::UnauthenticatedStanza, "not-authorized"))
         } else if e.attr("from").is_none() || e.attr("to").is_none() {
-            // RFC 6120 §8.1.1.1, §8.1.2.1: S2S stanzas carry both addresses.
+            // RFC 6120 §8.1.1.2, §8.1.2.2: S2S stanzas carry both addresses.
             Some((ViolationKind::ImproperAddressing, "improper-addressing"))
         } else {
             None

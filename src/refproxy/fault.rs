@@ -34,6 +34,9 @@ kebab_enum! {
         AcceptUnknownDomain = "accept-unknown-domain",
         /// Offer STARTTLS without `<required/>` when TLS is required.
         TlsRequiredNotAdvertised = "tls-required-not-advertised",
+        /// Answer a stream header with the initiating entity's `version`
+        /// instead of the lower of it and 1.0 (RFC 6120 §4.7.5).
+        EchoStreamVersion = "echo-stream-version",
 }
 }
 
@@ -71,7 +74,7 @@ mod tests {
 
     #[test]
     fn names_round_trip_and_are_unique() {
-        assert_eq!(Fault::ALL.len(), 12);
+        assert_eq!(Fault::ALL.len(), 13);
         for f in Fault::ALL {
             assert_eq!(f.as_str().parse::<Fault>(), Ok(*f));
         }

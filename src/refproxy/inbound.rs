@@ -60,6 +60,8 @@ struct Inbound {
     /// The partner whose connection count this stream holds.
     counted: Option<String>,
     stream_id: String,
+    /// The `version` of the peer's last header.
+    peer_version: Option<String>,
     header_sent: bool,
     cert_ok: bool,
     sasl_done: bool,
@@ -80,6 +82,7 @@ async fn serve(shared: Arc<Shared>, tcp: TcpStream, busy: bool) {
         partner: None,
         counted: None,
         stream_id: String::new(),
+        peer_version: None,
         header_sent: false,
         cert_ok: false,
         sasl_done: false,
@@ -113,6 +116,7 @@ impl Inbound {
             let Some(header) = self.read_header().await else {
                 return;
             };
+            self.peer_version = header.version.clone();
             if let Err((condition, text)) = self.accept_header(&header) {
                 self.shared.record(ProxyEvent::InboundRefused {
                     remote: header.from.clone(),
@@ -169,7 +173,7 @@ impl Inbound {
                 format!("default namespace `{}` is not jabber:server", h.default_ns),
             ));
         }
-        if h.version.as_deref() != Some("1.0") {
+        if h.version.as_deref() != Some("1.0") && !self.faults().has(Fault::EchoStreamVersion) {
             return Err((
                 "unsupported-version",
                 "only version 1.0 streams are served".into(),
@@ -254,6 +258,9 @@ impl Inbound {
         }
         if !self.remote.is_empty() {
             header = header.with_to(self.remote.clone());
+        }
+        if self.faults().has(Fault::EchoStreamVersion) {
+            header.version = self.peer_version.clone();
         }
         self.header_sent = true;
         self.s.send_header(&header).await.map_err(|_| ())

@@ -169,6 +169,9 @@ pub enum Action {
     ExpectStreamError(Vec<String>),
     /// The target must close the stream (end tag or connection closed).
     ExpectClose,
+    /// The target's next stream header carries this `version` (RFC 6120
+    /// §4.7.5: the lower of the initiating entity's and its own).
+    ExpectVersion(String),
     /// Nothing but whitespace may arrive for this long.
     ExpectNothing(Duration),
     /// A stanza with this id must (not) come back to the peer's server at

@@ -143,6 +143,16 @@ impl<'a> Run<'a> {
                     other => unmet(want, other.describe()),
                 }
             }
+            Action::ExpectVersion(version) => {
+                let want = format!("a response stream header with version='{version}'");
+                match self.current()?.read(wait).await {
+                    Seen::Header(h) if h.version.as_deref() == Some(version.as_str()) => {
+                        Ok(Outcome::Met(format!("response header version='{version}'")))
+                    }
+                    Seen::Timeout => unmet(want, format!("nothing within {wait:?}")),
+                    other => unmet(want, other.describe()),
+                }
+            }
             Action::ExpectClose => match self.current()?.read_past_headers(wait).await {
                 Seen::Closed(how) => Ok(Outcome::Met(format!("closed ({how})"))),
                 Seen::Timeout => unmet(

@@ -132,6 +132,7 @@ struct RawStep {
     expect: Option<OneOrMany>,
     expect_stream_error: Option<OneOrMany>,
     expect_close: Option<bool>,
+    expect_version: Option<String>,
     expect_nothing: Option<f64>,
     expect_delivery: Option<String>,
     expect_no_delivery: Option<String>,
@@ -389,6 +390,7 @@ fn build_step(r: RawStep, line: usize, source: String) -> Result<Step, String> {
         ("expect", r.expect.is_some()),
         ("expect-stream-error", r.expect_stream_error.is_some()),
         ("expect-close", r.expect_close.is_some()),
+        ("expect-version", r.expect_version.is_some()),
         ("expect-nothing", r.expect_nothing.is_some()),
         ("expect-delivery", r.expect_delivery.is_some()),
         ("expect-no-delivery", r.expect_no_delivery.is_some()),
@@ -414,7 +416,7 @@ fn build_step(r: RawStep, line: usize, source: String) -> Result<Step, String> {
         "expect" => &["exact", "timeout"],
         "expect-stanza" => &["exact", "absent", "at", "timeout"],
         "expect-delivery" | "expect-no-delivery" => &["at", "timeout"],
-        "expect-stream-error" | "expect-close" => &["timeout"],
+        "expect-stream-error" | "expect-close" | "expect-version" => &["timeout"],
         _ => &[],
     };
     let given = [
@@ -529,6 +531,7 @@ fn build_step(r: RawStep, line: usize, source: String) -> Result<Step, String> {
             flag(r.expect_close, "expect-close")?;
             Action::ExpectClose
         }
+        "expect-version" => Action::ExpectVersion(r.expect_version.clone().unwrap_or_default()),
         "expect-nothing" => Action::ExpectNothing(secs(
             r.expect_nothing.unwrap_or_default(),
             "expect-nothing",
