@@ -241,13 +241,23 @@ impl Profile {
         if self.find_program().is_none() {
             return Some(self.not_installed());
         }
-        if self.dns == DnsHookup::ResolvConf && !is_root() {
-            return Some(format!(
-                "{} needs root here: s2spec points its resolver at the mock DNS by \
-                 bind-mounting a resolv.conf in a private mount namespace and serving \
-                 DNS on port 53 of a loopback address (run as root, e.g. in CI or a container)",
-                self.description
-            ));
+        if self.dns == DnsHookup::ResolvConf {
+            let why = "s2spec points its resolver at the mock DNS by bind-mounting a \
+                       resolv.conf in a private mount namespace and serving DNS on port 53 \
+                       of a loopback address";
+            if !is_root() {
+                return Some(format!(
+                    "{} needs root here: {why} (run as root, e.g. in CI or a container)",
+                    self.description
+                ));
+            }
+            if let Err(e) = can_unshare_mounts() {
+                return Some(format!(
+                    "{} cannot run here: {why}, and this machine refuses a mount \
+                     namespace ({e}); a container needs CAP_SYS_ADMIN for it",
+                    self.description
+                ));
+            }
         }
         None
     }
@@ -271,6 +281,20 @@ pub fn is_root() -> bool {
                 .and_then(|l| l.split_whitespace().nth(1).map(|e| e == "0"))
         })
         .unwrap_or(false)
+}
+
+/// Whether `unshare --mount` works here (it needs CAP_SYS_ADMIN).
+fn can_unshare_mounts() -> Result<(), String> {
+    let out = std::process::Command::new("unshare")
+        .args(["--mount", "--propagation", "private", "--", "true"])
+        .stdin(std::process::Stdio::null())
+        .output()
+        .map_err(|e| format!("cannot run unshare: {e}"))?;
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(String::from_utf8_lossy(&out.stderr).trim().to_string())
+    }
 }
 
 /// Looks `program` up on PATH (an explicit path is taken as is).
