@@ -390,7 +390,7 @@ impl Inbound {
         // Checked in this order so that the most serious fault is the one
         // reported: unauthenticated, then addressing, then a foreign `from`.
         let refusal = if self.authenticated.is_empty() {
-            // RFC 6120 §8.1.1.1 / SPEC §4.1: nothing before authentication.
+            // RFC 6120 §4.9.3.12 / SPEC §4.1: nothing before authentication.
             Some((ViolationKind::UnauthenticatedStanza, "not-authorized"))
         } else if e.attr("from").is_none() || e.attr("to").is_none() {
             // RFC 6120 §8.1.1.2, §8.1.2.2: S2S stanzas carry both addresses.

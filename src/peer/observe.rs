@@ -250,7 +250,7 @@ impl From<&Element> for ElementSeen {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum ViolationKind {
-    /// A stanza before the stream was authenticated (RFC 6120 §8.1.1.1).
+    /// A stanza before the stream was authenticated (RFC 6120 §4.9.3.12).
     UnauthenticatedStanza,
     /// A stanza whose `from` domain is not the authenticated one.
     InvalidFrom,

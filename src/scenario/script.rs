@@ -11,7 +11,7 @@
 //! ```toml
 //! id = "rfc6120/4.9.3.12/stanza-before-auth"
 //! title = "A stanza before authentication is refused with <not-authorized/>"
-//! refs = ["RFC 6120 §4.9.3.12", "RFC 6120 §8.1.1.1"]
+//! refs = ["RFC 6120 §4.9.3.12", "SPEC §4.1"]
 //! level = "MUST"
 //! tags = ["stream-error"]
 //!
