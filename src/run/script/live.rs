@@ -46,6 +46,8 @@ pub(super) struct Live {
     pub stream_id: Option<String>,
     /// The target's last `<stream:features/>`.
     pub features: Option<Features>,
+    /// The same features as they came on the wire, for messages.
+    pub features_xml: Option<String>,
     /// What came where features were expected, for messages.
     pub instead_of_features: Option<String>,
     pending: VecDeque<Seen>,
@@ -58,6 +60,7 @@ impl Live {
             from,
             stream_id: None,
             features: None,
+            features_xml: None,
             instead_of_features: None,
             pending: VecDeque::new(),
         }
@@ -121,6 +124,7 @@ impl Live {
             .await
             .map_err(|e| format!("could not send the stream header: {e}"))?;
         self.features = None;
+        self.features_xml = None;
         Ok(self.take_header_and_features(wait).await)
     }
 
@@ -140,11 +144,12 @@ impl Live {
         match self.read(left).await {
             Seen::Element(e) if Features::parse(&e).is_some() => {
                 self.features = Features::parse(&e);
+                let xml = e.to_xml(&NsContext::default());
+                self.features_xml = Some(xml.clone());
                 self.instead_of_features = None;
                 format!(
-                    "header id={} and features {}",
+                    "header id={} and features {xml}",
                     header.id.as_deref().unwrap_or("(none)"),
-                    e.to_xml(&NsContext::default())
                 )
             }
             other => {

@@ -185,16 +185,21 @@ impl<'a> Run<'a> {
                 };
                 let has = has_feature(features, feature);
                 let name = feature_name(feature);
+                // As received where we have it; rebuilt from what the peer read otherwise.
+                let seen = live
+                    .features_xml
+                    .clone()
+                    .unwrap_or_else(|| features.to_element().to_string());
                 match (has, *present) {
                     (true, true) => Ok(Outcome::Met(format!("{name} offered"))),
                     (false, false) => Ok(Outcome::Met(format!("{name} not offered"))),
                     (false, true) => unmet(
                         format!("{name} among the features"),
-                        format!("features {}", features.to_element()),
+                        format!("features {seen}"),
                     ),
                     (true, false) => unmet(
                         format!("no {name} among the features"),
-                        format!("features {}", features.to_element()),
+                        format!("features {seen}"),
                     ),
                 }
             }
@@ -650,7 +655,7 @@ fn has_feature(f: &Features, feature: &Feature) -> bool {
         Feature::StartTls => f.starttls.is_some(),
         Feature::StartTlsRequired => f.starttls == Some(true),
         Feature::External => f.offers_external(),
-        Feature::Sasl => !f.mechanisms.is_empty(),
+        Feature::Sasl => !f.mechanisms.is_empty() || f.empty_mechanisms,
         Feature::Dialback => f.dialback,
         Feature::Other { ns, name } => f.other.iter().any(|e| e.is(ns, name)),
     }
@@ -664,5 +669,22 @@ fn feature_name(feature: &Feature) -> String {
         Feature::Sasl => "<mechanisms/>".into(),
         Feature::Dialback => "the dialback feature".into(),
         Feature::Other { ns, name } => format!("<{name} xmlns='{ns}'/>"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `sasl` means any `<mechanisms/>`, the empty (malformed) one included.
+    #[test]
+    fn an_empty_mechanisms_element_counts_as_sasl_offered() {
+        let empty = Features {
+            empty_mechanisms: true,
+            ..Features::default()
+        };
+        assert!(has_feature(&empty, &Feature::Sasl));
+        assert!(!has_feature(&empty, &Feature::External));
+        assert!(!has_feature(&Features::default(), &Feature::Sasl));
     }
 }
