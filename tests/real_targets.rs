@@ -113,9 +113,27 @@ async fn passes_a_representative_slice(server: &str, tolerated: impl Fn(&CaseRes
     let bad: Vec<String> = results
         .iter()
         .filter(|r| r.verdict != Verdict::Pass && !tolerated(r))
-        .map(|r| format!("{} {}: {:?}", r.verdict, r.id, r.messages))
+        .map(|r| format!("{} {}: {:?}\n{}", r.verdict, r.id, r.messages, tail(r)))
         .collect();
-    assert!(bad.is_empty(), "{bad:#?}");
+    assert!(bad.is_empty(), "{}", bad.join("\n"));
+}
+
+/// The end of a case's transcript, for failure messages.
+fn tail(r: &CaseResult) -> String {
+    let start = r.transcript.len().saturating_sub(14);
+    r.transcript[start..]
+        .iter()
+        .map(|e| {
+            let text: String = e.text.chars().take(160).collect();
+            format!(
+                "    {:>6.2}s s{} {:?} {text}",
+                e.at.as_secs_f64(),
+                e.stream,
+                e.dir
+            )
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 /// A partner proxy FQDN cannot be configured in either server.

@@ -167,7 +167,7 @@ impl ManagedServer {
             .map_err(|e| format!("cannot start {}: {e}", args.join(" ")))?;
         guard.child = Some(child);
         let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
-        wait_ready(profile, &mut guard, addr).await?;
+        wait_ready(profile, &mut guard, addr, setup.domain).await?;
         tracing::info!(target = %profile.name, %group, %addr, "managed target ready");
         Ok(ManagedServer {
             name: profile.name.clone(),
@@ -255,33 +255,68 @@ async fn wait_ready(
     profile: &Profile,
     guard: &mut ChildGuard,
     addr: SocketAddr,
+    domain: &str,
 ) -> Result<(), String> {
     let deadline = Instant::now() + Duration::from_millis(profile.readiness.timeout_ms);
-    match profile.readiness.kind {
-        ReadinessKind::TcpConnect => loop {
-            if let Some(child) = guard.child.as_mut()
-                && let Ok(Some(status)) = child.try_wait()
-            {
-                return Err(format!(
-                    "{} exited ({status}) before it was ready:\n{}",
-                    profile.name,
-                    guard.tail()
-                ));
-            }
-            if tokio::net::TcpStream::connect(addr).await.is_ok() {
-                return Ok(());
-            }
-            if Instant::now() >= deadline {
-                return Err(format!(
-                    "{} did not accept connections on {addr} within {} ms:\n{}",
-                    profile.name,
-                    profile.readiness.timeout_ms,
-                    guard.tail()
-                ));
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        },
+    loop {
+        if let Some(child) = guard.child.as_mut()
+            && let Ok(Some(status)) = child.try_wait()
+        {
+            return Err(format!(
+                "{} exited ({status}) before it was ready:\n{}",
+                profile.name,
+                guard.tail()
+            ));
+        }
+        let ready = match profile.readiness.kind {
+            ReadinessKind::TcpConnect => tokio::net::TcpStream::connect(addr).await.is_ok(),
+            ReadinessKind::StreamHeader => answers_stream_header(addr, domain).await,
+        };
+        if ready {
+            return Ok(());
+        }
+        if Instant::now() >= deadline {
+            return Err(format!(
+                "{} was not ready on {addr} within {} ms ({:?}):\n{}",
+                profile.name,
+                profile.readiness.timeout_ms,
+                profile.readiness.kind,
+                guard.tail()
+            ));
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
     }
+}
+
+/// Whether the server answers a server-to-server stream header with its
+/// own: an accepting socket alone says little while a server still starts
+/// (ejabberd accepts before it serves streams).
+async fn answers_stream_header(addr: SocketAddr, domain: &str) -> bool {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let attempt = async {
+        let mut tcp = tokio::net::TcpStream::connect(addr).await.ok()?;
+        let header = format!(
+            "<?xml version='1.0'?><stream:stream xmlns='jabber:server' \
+             xmlns:stream='http://etherx.jabber.org/streams' xmlns:db='jabber:server:dialback' \
+             from='readiness.s2spec.invalid' to='{domain}' version='1.0'>"
+        );
+        tcp.write_all(header.as_bytes()).await.ok()?;
+        let mut got = Vec::new();
+        let mut buf = [0u8; 1024];
+        while !String::from_utf8_lossy(&got).contains("stream:stream") {
+            let n = tcp.read(&mut buf).await.ok()?;
+            if n == 0 {
+                return None;
+            }
+            got.extend_from_slice(&buf[..n]);
+        }
+        let _ = tcp.write_all(b"</stream:stream>").await;
+        Some(())
+    };
+    matches!(
+        tokio::time::timeout(Duration::from_secs(2), attempt).await,
+        Ok(Some(()))
+    )
 }
 
 impl ChildGuard {

@@ -98,6 +98,8 @@ pub struct Readiness {
 pub enum ReadinessKind {
     /// The s2s port accepts a TCP connection.
     TcpConnect,
+    /// The server answers a server-to-server stream header with its own.
+    StreamHeader,
 }
 
 #[derive(Debug, Clone, Deserialize)]
