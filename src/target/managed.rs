@@ -114,6 +114,8 @@ impl ManagedServer {
                 format!("{}@{}", setup.dns.ip(), setup.dns.port()),
             ),
             ("dns_ip", setup.dns.ip().to_string()),
+            // The same address as an Erlang tuple, e.g. `{127,64,0,1}`.
+            ("dns_ip_erlang", erlang_ip(setup.dns.ip())),
             ("dns_port", setup.dns.port().to_string()),
             ("domain", setup.domain.to_string()),
             (
@@ -360,6 +362,15 @@ pub fn render(template: &str, values: &BTreeMap<String, String>) -> Result<Strin
     }
     out.push_str(rest);
     Ok(out)
+}
+
+/// An IP address as an Erlang tuple (for inetrc files).
+fn erlang_ip(ip: std::net::IpAddr) -> String {
+    let parts: Vec<String> = match ip {
+        std::net::IpAddr::V4(v4) => v4.octets().iter().map(u8::to_string).collect(),
+        std::net::IpAddr::V6(v6) => v6.segments().iter().map(u16::to_string).collect(),
+    };
+    format!("{{{}}}", parts.join(","))
 }
 
 /// A file-name-safe spelling of a group.
