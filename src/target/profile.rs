@@ -166,13 +166,17 @@ pub struct Fragment {
 }
 
 impl Capability {
+    /// Why the server cannot express `what` at all (scope `none`).
+    fn why_not(&self, what: &str) -> String {
+        self.reason
+            .clone()
+            .unwrap_or_else(|| format!("the server cannot express {what}"))
+    }
+
     /// The fragment of `value`, or why it cannot be expressed.
     fn fragment(&self, setting: &str, value: &str) -> Result<&Fragment, String> {
         if self.scope == Scope::None {
-            return Err(self
-                .reason
-                .clone()
-                .unwrap_or_else(|| format!("the server cannot express {setting}")));
+            return Err(self.why_not(setting));
         }
         self.values.get(value).ok_or_else(|| {
             let known: Vec<&str> = self.values.keys().map(String::as_str).collect();
@@ -440,13 +444,7 @@ fn list(m: &[Method]) -> String {
 /// The decision for one case: its target configuration must be expressible,
 /// and so must everything else the case relies on.
 pub fn decide(caps: &Capabilities, case: &Case, policy: Policy) -> Decision {
-    let na = |c: &Capability, what: &str| {
-        Decision::NotApplicable(
-            c.reason
-                .clone()
-                .unwrap_or_else(|| format!("the server cannot express {what}")),
-        )
-    };
+    let na = |c: &Capability, what: &str| Decision::NotApplicable(c.why_not(what));
     match &case.kind {
         CaseKind::Config(_) => {
             if caps.config_validation.scope == Scope::None {
@@ -457,10 +455,7 @@ pub fn decide(caps: &Capabilities, case: &Case, policy: Policy) -> Decision {
             )
         }
         CaseKind::Stranger { direction, peer } => {
-            if caps.partner_allowlist.scope == Scope::None {
-                return na(&caps.partner_allowlist, "a partner allowlist");
-            }
-            if *direction == Direction::Outbound {
+            if *direction == Direction::Outbound && caps.partner_allowlist.scope != Scope::None {
                 // The ping that would make the server address the stranger
                 // comes from the stranger itself, which the allowlist refuses:
                 // a pass would prove nothing about the outbound side.
@@ -470,24 +465,34 @@ pub fn decide(caps: &Capabilities, case: &Case, policy: Policy) -> Decision {
                         .into(),
                 );
             }
-            // A server configured like the stranger itself: were it a
-            // partner it could authenticate, so a refusal is the allowlist's.
-            match express(caps, *peer, policy) {
-                Ok(group) => Decision::Run(group),
-                Err(reason) => Decision::NotApplicable(reason),
-            }
+            stranger(caps, *peer, policy)
         }
         CaseKind::Script(script) => decide_script(caps, script, policy),
         CaseKind::Pairing(p) => {
             if p.dns == DnsVariant::ProxyFqdn && caps.proxy_fqdn.scope == Scope::None {
                 return na(&caps.proxy_fqdn, "a proxy FQDN");
             }
-            match express(caps, p.target, policy) {
-                Ok(group) => Decision::Run(group),
-                Err(reason) => Decision::NotApplicable(reason),
-            }
+            run_as(caps, p.target, policy)
         }
     }
+}
+
+/// Run in the group of configuration `t`, or not-applicable with the reason.
+fn run_as(caps: &Capabilities, t: Negotiation, policy: Policy) -> Decision {
+    match express(caps, t, policy) {
+        Ok(group) => Decision::Run(group),
+        Err(reason) => Decision::NotApplicable(reason),
+    }
+}
+
+/// A peer that is no partner meets a server configured like the peer
+/// itself: were it a partner it could authenticate, so a refusal is the
+/// allowlist's.
+fn stranger(caps: &Capabilities, peer: Negotiation, policy: Policy) -> Decision {
+    if caps.partner_allowlist.scope == Scope::None {
+        return Decision::NotApplicable(caps.partner_allowlist.why_not("a partner allowlist"));
+    }
+    run_as(caps, peer, policy)
 }
 
 /// A scripted scenario runs when its partner entry is a plain federated
@@ -496,17 +501,7 @@ pub fn decide(caps: &Capabilities, case: &Case, policy: Policy) -> Decision {
 fn decide_script(caps: &Capabilities, script: &Script, policy: Policy) -> Decision {
     let na = Decision::NotApplicable;
     let Some(partner) = &script.partner else {
-        if caps.partner_allowlist.scope == Scope::None {
-            return na(caps
-                .partner_allowlist
-                .reason
-                .clone()
-                .unwrap_or_else(|| "the server cannot express a partner allowlist".into()));
-        }
-        return match express(caps, script.peer.negotiation, policy) {
-            Ok(group) => Decision::Run(group),
-            Err(reason) => na(reason),
-        };
+        return stranger(caps, script.peer.negotiation, policy);
     };
     if partner.partner_type != PartnerType::Federated {
         return na(format!(
@@ -531,11 +526,7 @@ fn decide_script(caps: &Capabilities, script: &Script, policy: Policy) -> Decisi
         ));
     }
     if script.peer.dns == DnsVariant::ProxyFqdn && caps.proxy_fqdn.scope == Scope::None {
-        return na(caps
-            .proxy_fqdn
-            .reason
-            .clone()
-            .unwrap_or_else(|| "the server cannot express a proxy FQDN".into()));
+        return na(caps.proxy_fqdn.why_not("a proxy FQDN"));
     }
     if let Some(step) = script.steps.iter().find(|s| relies_on_local_users(s)) {
         return na(format!(
@@ -544,10 +535,7 @@ fn decide_script(caps: &Capabilities, script: &Script, policy: Policy) -> Decisi
             script.file, step.line, step.source
         ));
     }
-    match express(caps, partner.negotiation, policy) {
-        Ok(group) => Decision::Run(group),
-        Err(reason) => na(reason),
-    }
+    run_as(caps, partner.negotiation, policy)
 }
 
 /// Delivery checks and stanzas addressed to `user@{target}`.
