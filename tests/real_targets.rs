@@ -23,6 +23,15 @@ fn profile(name: &str) -> Profile {
     .unwrap()
 }
 
+/// The timing every real-target test uses.
+fn options() -> Options {
+    Options {
+        delivery_wait: Duration::from_secs(3),
+        case_deadline: Duration::from_secs(20),
+        ..Options::default()
+    }
+}
+
 fn cases(ids: &[String]) -> Vec<Case> {
     let spec = load_matrix(Path::new("scenarios/matrix.toml")).unwrap();
     let all = expand(&spec).unwrap();
@@ -88,11 +97,7 @@ async fn passes_a_representative_slice(server: &str, tolerated: impl Fn(&CaseRes
     }
     let _alone = one_at_a_time(server).lock().await;
     let ids = slice();
-    let options = Options {
-        delivery_wait: Duration::from_secs(3),
-        case_deadline: Duration::from_secs(20),
-        ..Options::default()
-    };
+    let options = options();
     let started = Instant::now();
     let results = run_managed(
         &profile,
@@ -258,11 +263,7 @@ async fn lying_about_dialback_fails_exactly_the_affected_cases(server: &str) {
     );
 
     let run = |profile: Profile, cases: Vec<Case>| async move {
-        let options = Options {
-            delivery_wait: Duration::from_secs(3),
-            case_deadline: Duration::from_secs(20),
-            ..Options::default()
-        };
+        let options = options();
         run_managed(&profile, cases, options, ManagedOptions::default(), |_| {})
             .await
             .unwrap()
