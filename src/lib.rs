@@ -19,6 +19,7 @@ pub mod peer;
 pub mod pki;
 pub mod refproxy;
 pub mod report;
+pub mod requirement;
 pub mod run;
 pub mod sasl;
 pub mod scenario;

@@ -62,6 +62,7 @@ fn case(id: &str, family: &str, verdict: Verdict, messages: &[&str]) -> CaseResu
             facts: vec!["no <starttls/> offered".into()],
         }),
         messages: messages.iter().map(|m| m.to_string()).collect(),
+        deviations: Vec::new(),
         duration_ms: 1500,
         transcript: Vec::new(),
     }

@@ -76,6 +76,7 @@ fn case(id: &str, verdict: Verdict, expected: Option<&str>, observed: Option<&st
             Verdict::Pass => vec![],
             v => vec![format!("{v}: something about {id}\nsecond line")],
         },
+        deviations: Vec::new(),
         duration_ms: 42,
         transcript: vec![
             entry(0, "connected to 127.0.0.1:5269"),

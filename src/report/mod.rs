@@ -3,6 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::requirement::Deviation;
 use crate::stream::Entry;
 
 mod human;
@@ -94,6 +95,10 @@ pub struct CaseResult {
     /// Why the verdict is not a plain pass: each failed check with the
     /// requirement it rests on, or the error / not-applicable reason.
     pub messages: Vec<String>,
+    /// Each unmet expectation with its source (SPEC §4.6); `messages` holds
+    /// their one-line renderings plus error / not-applicable reasons.
+    #[serde(default)]
+    pub deviations: Vec<Deviation>,
     pub duration_ms: u64,
     pub transcript: Vec<Entry>,
 }

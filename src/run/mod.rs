@@ -256,6 +256,7 @@ impl Harness {
             expected,
             observed,
             messages,
+            deviations: Vec::new(),
             duration_ms: started.elapsed().as_millis() as u64,
             transcript: transcript.entries(),
         }

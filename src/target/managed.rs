@@ -492,6 +492,7 @@ fn not_applicable(case: &Case, reason: String, policy: Policy) -> CaseResult {
         expected,
         observed: None,
         messages: vec![reason],
+        deviations: Vec::new(),
         duration_ms: 0,
         transcript: Vec::new(),
     }
