@@ -127,7 +127,7 @@ async fn open(
 ) -> Result<Features, Failed> {
     let at = |stage: Stage| move |failure: StepFailure| Failed { stage, failure };
     stream
-        .send_header(&wire::s2s_header(&profile.domain, to, None))
+        .send_header(&wire::s2s_header(profile, to, None))
         .await
         .map_err(|e| at(Stage::Header)(wire::send_failure(e)))?;
     wire::header(stream, env.step)
