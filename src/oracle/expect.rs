@@ -179,6 +179,17 @@ pub fn expect(p: &Pairing, policy: Policy) -> Expectation {
                 why.wrongly_accepted(p, method);
                 if policy == Policy::Strict {
                     why.requirement = policy_rule();
+                    if p.direction == Direction::Outbound && p.cert == CertVariant::CnOnly {
+                        // Going on with a CN-only receiving certificate is
+                        // what RFC 6125 §6.4.4 allows: advisory only.
+                        for m in shared.iter() {
+                            why.alternative(
+                                Outcome::Authenticated(m),
+                                Some(certificate_rule(p.cert)),
+                                "the target took the receiving server's CN as its identity",
+                            );
+                        }
+                    }
                     return why.refuse(
                         tls,
                         format!(
@@ -252,6 +263,18 @@ fn alternatives_after(
                     None,
                     "closing the stream over the receiving server's certificate follows RFC \
                      6120 §13.7.2 (RFC 7590 §3.4: servers SHOULD authenticate other servers)",
+                );
+            }
+        }
+        // Under strict the target validates the receiving server's
+        // certificate: it need not support XmppAddr or wildcards, and it may
+        // take a CN-only identity (RFC 6125 §6.4.4; RFC 9525 §2 forbids it).
+        Direction::Outbound if policy == Policy::Strict => {
+            if let Some(rule) = optional_identity(p.cert) {
+                why.alternative(
+                    Outcome::Refused,
+                    Some(rule),
+                    "the target does not take this identity type for the receiving server",
                 );
             }
         }

@@ -48,8 +48,12 @@ pub fn certificate_rule(c: CertVariant) -> Requirement {
         CertVariant::CnOnly => Requirement::advisory("RFC 9525 §2 (RFC 6125 §6.4.4 allows it)"),
         // XEP-0178 §3: EXTERNAL rests on the certificate presented in TLS.
         CertVariant::NoClientCert => Requirement::protocol(Keyword::Must, "RFC 6120 §6.3.4"),
-        // RFC 6125 §6 via RFC 6120 §13.7.2.1: no identity matches the domain.
-        CertVariant::WrongName => Requirement::protocol(Keyword::Must, "RFC 6120 §13.7.2.1"),
+        // Its SAN names another domain and only its CN names the peer: RFC
+        // 6125 §6.4.4, "a client MUST NOT seek a match for a reference
+        // identifier of CN-ID if the presented identifiers include a DNS-ID".
+        CertVariant::WrongName => {
+            Requirement::protocol(Keyword::MustNot, "RFC 6125 §6.4.4 (via RFC 6120 §13.7.2.1)")
+        }
         // Validity, signature and path (RFC 6120 §13.7.2, §5.4.3.1: "MUST
         // attempt to validate"; an invalid certificate is not trusted).
         _ => Requirement::protocol(Keyword::Must, "RFC 6120 §13.7.2"),

@@ -2,7 +2,9 @@
 //! compare it with the oracle's expectation, and check the invariants of SPEC
 //! §4.1/§4.2. Pure: the runner gathers the facts, this decides.
 
-use crate::oracle::{Direction, Expectation, Outcome, Pairing, Policy, certificate_defect};
+use crate::oracle::{
+    Direction, Expectation, Outcome, Pairing, Policy, certificate_defect, optional_identity,
+};
 use crate::partner::{Method, Setting, methods};
 use crate::peer::{FeaturesSeen, InitiatorReport, ServerEvent, Stage, StepFailure, ViolationKind};
 use crate::report::{Expected, Observed, Verdict};
@@ -178,6 +180,26 @@ fn deviations(findings: Vec<Finding>, policy: Policy) -> Vec<Deviation> {
 /// silence is a deviation from that text, never a refusal.
 fn silent_refusal(r: &InitiatorReport, out: &mut Vec<Finding>) {
     let Some(f) = &r.failure else { return };
+    if f.failure == StepFailure::Closed {
+        // Closing is an answer to most requests, but not where a text names
+        // the reply: STARTTLS (MUST reply <proceed/> or <failure/>) and SASL
+        // (a <failure/> whose child says why).
+        let (rule, what) = match f.stage {
+            Stage::StartTls => (
+                protocol(Keyword::Must, "RFC 6120 §5.4.2.1"),
+                "the target closed the stream instead of answering <starttls/> with \
+                 <proceed/> or <failure/>",
+            ),
+            Stage::Sasl => (
+                Requirement::advisory("RFC 6120 §6.4.5"),
+                "the target closed the stream instead of answering SASL <auth/> with \
+                 <success/> or <failure/>",
+            ),
+            _ => return,
+        };
+        out.push(Finding::new(rule, what));
+        return;
+    }
     if f.failure != StepFailure::Timeout {
         return;
     }
@@ -368,8 +390,12 @@ fn inbound_invariants(p: &Pairing, r: &InitiatorReport, out: &mut Vec<Finding>) 
             // "The receiving entity SHOULD offer the SASL EXTERNAL mechanism
             // if" the certificate is acceptable; a missing offer shows in the
             // outcome too, where the configuration decides.
+            // An identity type the server need not support (XmppAddr, a
+            // wildcard) may make the certificate unacceptable to it, so the
+            // SHOULD's condition need not hold: reported only.
             out.push(Finding::new(
-                protocol(Keyword::Should, "RFC 6120 §6.3.4"),
+                optional_identity(p.cert)
+                    .unwrap_or_else(|| protocol(Keyword::Should, "RFC 6120 §6.3.4")),
                 "EXTERNAL not offered although SASL over TLS is admitted and the peer's \
                  certificate is valid",
             ));

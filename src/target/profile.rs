@@ -9,7 +9,9 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
-use crate::oracle::{Direction, DnsVariant, Pairing, Policy, certificate_defect};
+use crate::oracle::{
+    Direction, DnsVariant, Pairing, Policy, certificate_defect, optional_identity,
+};
 use crate::partner::{Method, Negotiation, PartnerType, Setting, methods};
 use crate::scenario::script::{Action, Script, Step};
 use crate::scenario::{Case, CaseKind};
@@ -167,6 +169,10 @@ pub struct Fragment {
     /// refuses every clear-text stream excludes `tcp-dialback`).
     #[serde(default)]
     pub excludes: Vec<Method>,
+    /// The TLS settings this value can be combined with (empty: any). A
+    /// policy switch that requires encryption everywhere leaves `required`.
+    #[serde(default)]
+    pub tls_values: Vec<Setting>,
     /// With this value the server refuses every stream whose peer
     /// certificate fails, whatever the method (Prosody's `s2s_secure_auth`),
     /// where s2spec's strict policy rules out only SASL EXTERNAL inbound.
@@ -428,6 +434,16 @@ pub fn express(caps: &Capabilities, t: Negotiation, policy: Policy) -> Result<Gr
         .find(|g| g.methods() == want.to_vec() && g.fragments(caps).is_ok())
     {
         let policy_value = caps.policy.fragment("policy", &policy.to_string())?;
+        if !policy_value.tls_values.is_empty() && !policy_value.tls_values.contains(&g.tls) {
+            return Err(reason(format!(
+                "under policy {policy} the server cannot have tls = {} ({})",
+                g.tls,
+                caps.policy
+                    .how
+                    .as_deref()
+                    .unwrap_or("the profile's policy switch")
+            )));
+        }
         if let Some(m) = want.iter().find(|m| policy_value.excludes.contains(m)) {
             return Err(reason(format!(
                 "under policy {policy} the server cannot admit {} ({})",
@@ -505,10 +521,9 @@ pub fn decide(caps: &Capabilities, case: &Case, policy: Policy) -> Decision {
 /// initiating certificate fails: s2spec expects dialback to proceed there.
 fn certificate_bound_mismatch(caps: &Capabilities, p: &Pairing, policy: Policy) -> Option<String> {
     let value = caps.policy.values.get(policy.as_str())?;
-    if !value.certificate_bound
-        || p.direction != Direction::Inbound
-        || certificate_defect(p.cert).is_none()
-    {
+    // An identity type the server need not support counts as failing for it.
+    let fails = certificate_defect(p.cert).is_some() || optional_identity(p.cert).is_some();
+    if !value.certificate_bound || p.direction != Direction::Inbound || !fails {
         return None;
     }
     let shared = methods(p.target).intersection(methods(p.peer));
@@ -863,16 +878,20 @@ mod tests {
         for t in Negotiation::all().filter(|t| crate::partner::negotiation_is_valid(*t)) {
             express(&p.capabilities, t, Policy::Lync).unwrap();
         }
-        // Strict (s2s_secure_auth) refuses clear-text streams: exactly the
-        // rows without TCP dialback are expressible.
+        // Strict (s2s_secure_auth) requires TLS on every stream: exactly the
+        // rows with TLS required are expressible.
         for t in Negotiation::all().filter(|t| crate::partner::negotiation_is_valid(*t)) {
-            let tcp = methods(t).contains(Method::TcpDialback);
+            let required = t.tls == Setting::Required;
             match express(&p.capabilities, t, Policy::Strict) {
                 Ok(g) => {
-                    assert!(!tcp, "{}", t.code());
+                    assert!(required, "{}", t.code());
                     assert_eq!(g.policy, Policy::Strict);
                 }
-                Err(e) => assert!(tcp && e.contains("TCP Dialback"), "{}: {e}", t.code()),
+                Err(e) => assert!(
+                    !required && e.contains("policy strict"),
+                    "{}: {e}",
+                    t.code()
+                ),
             }
         }
     }
