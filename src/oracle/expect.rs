@@ -266,10 +266,11 @@ fn alternatives_after(
                 );
             }
         }
-        // Under strict the target validates the receiving server's
-        // certificate: it need not support XmppAddr or wildcards, and it may
-        // take a CN-only identity (RFC 6125 §6.4.4; RFC 9525 §2 forbids it).
-        Direction::Outbound if policy == Policy::Strict => {
+        // A target that validates the receiving server's certificate need not
+        // support XmppAddr or wildcards (RFC 6120 §13.7.1.2.1, RFC 6125
+        // §6.4.3): closing the stream for want of an identity it takes is
+        // allowed, reported as info.
+        Direction::Outbound => {
             if let Some(rule) = optional_identity(p.cert) {
                 why.alternative(
                     Outcome::Refused,
