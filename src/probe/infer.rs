@@ -327,7 +327,10 @@ pub fn infer(receiving: &RoleEvidence, initiating: &RoleEvidence) -> Inference {
                         ..Pairing::plain(config, server, Direction::Inbound)
                     };
                     let e = expect(&p, POLICY);
-                    (e.outcome, e.rationale)
+                    (
+                        e.outcome,
+                        name_roles(&e.rationale, "our proxy", "the probed server"),
+                    )
                 },
                 "initiating server",
             );
@@ -341,7 +344,10 @@ pub fn infer(receiving: &RoleEvidence, initiating: &RoleEvidence) -> Inference {
                         ..Pairing::plain(server, config, Direction::Inbound)
                     };
                     let e = expect(&p, POLICY);
-                    (e.outcome, swap_roles(&e.rationale))
+                    (
+                        e.outcome,
+                        name_roles(&e.rationale, "the probed server", "our proxy"),
+                    )
                 },
                 "receiving server",
             );
@@ -365,16 +371,25 @@ pub fn infer(receiving: &RoleEvidence, initiating: &RoleEvidence) -> Inference {
     }
 }
 
-/// The oracle speaks of "the target" (the receiving side) and "the peer";
-/// for our outbound direction the probed server receives and we are the peer.
-fn swap_roles(rationale: &str) -> String {
+/// The oracle speaks of "the target" (the receiving side of the pairing)
+/// and "the peer"; the probe's report names who is who.
+fn name_roles(rationale: &str, target: &str, peer: &str) -> String {
+    let cap = |s: &str| {
+        let mut c = s.chars();
+        c.next()
+            .map(|f| f.to_uppercase().collect::<String>() + c.as_str())
+            .unwrap_or_default()
+    };
+    // Placeholders first, so a replacement text is never replaced again.
     rationale
-        .replace("the target", "THE-SERVER")
-        .replace("The target", "THE-SERVER-CAP")
-        .replace("the peer", "our proxy")
-        .replace("The peer", "Our proxy")
-        .replace("THE-SERVER-CAP", "The probed server")
-        .replace("THE-SERVER", "the probed server")
+        .replace("The target", "\u{1}")
+        .replace("the target", "\u{2}")
+        .replace("The peer", "\u{3}")
+        .replace("the peer", "\u{4}")
+        .replace('\u{1}', &cap(target))
+        .replace('\u{2}', target)
+        .replace('\u{3}', &cap(peer))
+        .replace('\u{4}', peer)
 }
 
 #[cfg(test)]
@@ -476,7 +491,11 @@ mod tests {
         assert_eq!(ro1.inbound.outcome, None);
         assert_eq!(ro1.inbound.label(), "unknown");
         assert!(ro1.inbound.possible.contains(&Outcome::Refused));
-        assert!(ro1.inbound.why.starts_with("unknown"), "{}", ro1.inbound.why);
+        assert!(
+            ro1.inbound.why.starts_with("unknown"),
+            "{}",
+            ro1.inbound.why
+        );
         assert_eq!(inf.recommended, None);
     }
 
@@ -514,7 +533,11 @@ mod tests {
             .find(|c| c.config == n("NN1"))
             .unwrap();
         assert_eq!(nn1.outbound.outcome, None, "{}", nn1.outbound.why);
-        assert!(nn1.outbound.why.contains("refused if it is"), "{}", nn1.outbound.why);
+        assert!(
+            nn1.outbound.why.contains("refused if it is"),
+            "{}",
+            nn1.outbound.why
+        );
     }
 
     /// A server that rejects our certificate: SASL EXTERNAL is ruled out and
@@ -562,8 +585,12 @@ mod tests {
         let inf = infer(&recv, &init);
         assert!(inf.receiving.candidates.is_empty());
         assert!(inf.receiving.summary.contains("no row"));
-        assert!(inf.configurations.iter().all(|c| c.outbound.outcome.is_none()
-            && c.outbound.why.contains("fits no configuration")));
+        assert!(
+            inf.configurations
+                .iter()
+                .all(|c| c.outbound.outcome.is_none()
+                    && c.outbound.why.contains("fits no configuration"))
+        );
         assert_eq!(inf.recommended, None);
     }
 
@@ -603,5 +630,17 @@ mod tests {
             .unwrap();
         assert_eq!(c.outbound.outcome, Some(Outcome::Refused));
         assert!(!c.outbound.why.contains("target"), "{}", c.outbound.why);
+        assert!(
+            c.outbound
+                .why
+                .starts_with("The probed server requires TLS and our proxy"),
+            "{}",
+            c.outbound.why
+        );
+        assert!(
+            c.inbound.why.contains("our proxy does not support it"),
+            "{}",
+            c.inbound.why
+        );
     }
 }
