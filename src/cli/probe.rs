@@ -92,10 +92,10 @@ fn probe(args: &Args) -> Result<String, String> {
     let runtime = service::runtime()?;
     let report = runtime.block_on(async {
         let mut observed = observe(&setup).await.map_err(|e| e.to_string())?;
-        if let Some(dns) = args.dns {
-            if let Some(note) = check_records(dns, &setup.ours, setup.listen).await {
-                observed.notes.push(note);
-            }
+        if let Some(dns) = args.dns
+            && let Some(note) = check_records(dns, &setup.ours, setup.listen).await
+        {
+            observed.notes.push(note);
         }
         let (recv, init) = observed.evidence();
         let inference = infer(&recv, &init);

@@ -333,13 +333,11 @@ fn record_offers(o: &mut Observed, code: &str, r: &InitiatorReport) {
             o.dialback_tls.accepted = verdict(r, Method::TlsDialback);
             o.dialback_tls.detail = r.dialback.as_ref().map(|d| format!("{d:?}"));
         }
-        "NN1" => {
-            // Without TLS our peer tries dialback only when it is offered in
-            // clear text; a TLS-requiring server that hides it is "not offered".
-            if o.dialback_tcp.offered {
-                o.dialback_tcp.accepted = verdict(r, Method::TcpDialback);
-                o.dialback_tcp.detail = r.dialback.as_ref().map(|d| format!("{d:?}"));
-            }
+        // Without TLS our peer tries dialback only when it is offered in
+        // clear text; a TLS-requiring server that hides it is "not offered".
+        "NN1" if o.dialback_tcp.offered => {
+            o.dialback_tcp.accepted = verdict(r, Method::TcpDialback);
+            o.dialback_tcp.detail = r.dialback.as_ref().map(|d| format!("{d:?}"));
         }
         _ => {}
     }

@@ -244,8 +244,8 @@ pub fn text(r: &ProbeReport) -> String {
     );
     let _ = writeln!(
         out,
-        "  {:<8}{:<34}{}",
-        "config", "inbound (it connects)", "outbound (we connect)"
+        "  {:<8}{:<34}outbound (we connect)",
+        "config", "inbound (it connects)"
     );
     for c in &inf.configurations {
         let _ = writeln!(
