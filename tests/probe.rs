@@ -354,48 +354,60 @@ async fn services(hookup: DnsHookup) -> Services {
     Services { pki, dns, listen }
 }
 
+/// One reference proxy configured `code` for our domain, probed and
+/// federated with; the mismatches.
+async fn probe_reference(code: &'static str) -> Vec<String> {
+    let domain = format!("ref-{}.probe.test", code.to_ascii_lowercase());
+    let s = services(DnsHookup::Forward).await;
+    let server = reference_proxy(
+        &s.pki,
+        s.dns.addr(),
+        &domain,
+        OURS,
+        n(code),
+        SocketAddr::new(LOCALHOST, 0),
+        None,
+    )
+    .await;
+    s.dns
+        .upsert_zone(Zone::xmpp_peer(&domain, LOCALHOST, server.addr().port()))
+        .unwrap();
+    let name = format!("reference proxy {code}");
+    let (inference, mut bad) =
+        probe_then_federate(&name, &s.pki, &s.dns, &domain, server.addr(), s.listen).await;
+    // The reference proxy behaves exactly like its row, so the probe pins
+    // down its methods and TLS setting and every prediction is certain.
+    if !inference
+        .receiving
+        .candidates
+        .iter()
+        .all(|c| partner::methods(*c) == partner::methods(n(code)) && c.tls == n(code).tls)
+    {
+        bad.push(format!("{name}: {}", inference.receiving.summary));
+    }
+    if !inference
+        .configurations
+        .iter()
+        .all(|c| c.inbound.outcome.is_some() && c.outbound.outcome.is_some())
+    {
+        bad.push(format!("{name}: a prediction is uncertain"));
+    }
+    server.shutdown().await;
+    s.dns.shutdown().await;
+    bad
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn probe_predicts_the_reference_proxy() {
-    let domain = "ref.probe.test";
-    let mut bad = Vec::new();
+    // Each configuration has its own domains, DNS and ports: they run side
+    // by side (the time is mostly waiting for refusals).
+    let mut runs = tokio::task::JoinSet::new();
     for code in ["RO1", "RR0", "ON1", "NN1", "OO1"] {
-        let s = services(DnsHookup::Forward).await;
-        let server = reference_proxy(
-            &s.pki,
-            s.dns.addr(),
-            domain,
-            OURS,
-            n(code),
-            SocketAddr::new(LOCALHOST, 0),
-            None,
-        )
-        .await;
-        s.dns
-            .upsert_zone(Zone::xmpp_peer(domain, LOCALHOST, server.addr().port()))
-            .unwrap();
-        let name = format!("reference proxy {code}");
-        let (inference, mismatches) =
-            probe_then_federate(&name, &s.pki, &s.dns, domain, server.addr(), s.listen).await;
-        // The reference proxy behaves exactly like its row: the probe finds it.
-        assert!(
-            inference
-                .receiving
-                .candidates
-                .iter()
-                .all(|c| partner::methods(*c) == partner::methods(n(code)) && c.tls == n(code).tls),
-            "{name}: {}",
-            inference.receiving.summary
-        );
-        assert!(
-            inference
-                .configurations
-                .iter()
-                .all(|c| c.inbound.outcome.is_some() && c.outbound.outcome.is_some()),
-            "{name}: every prediction is certain"
-        );
-        bad.extend(mismatches);
-        server.shutdown().await;
-        s.dns.shutdown().await;
+        runs.spawn(probe_reference(code));
+    }
+    let mut bad = Vec::new();
+    while let Some(r) = runs.join_next().await {
+        bad.extend(r.unwrap());
     }
     assert!(bad.is_empty(), "{bad:#?}");
 }
