@@ -192,7 +192,13 @@ pub async fn observe(setup: &Setup) -> Result<Observed, ProbeError> {
                 code,
                 "no stream of ours was accepted, so nothing made the server connect back",
             ),
-            Some(stream) => connect_back(&env, setup, &target, stream, code, round).await?,
+            Some(stream) => {
+                let after_refusal = observed
+                    .as_initiating
+                    .iter()
+                    .any(|t| t.result == TrialResult::Refused);
+                connect_back(&env, setup, &target, stream, code, round, after_refusal).await?
+            }
         };
         observed.as_initiating.push(trial);
     }
@@ -408,6 +414,7 @@ async fn connect_back(
     stream: &mut Initiated,
     code: &str,
     round: usize,
+    after_refusal: bool,
 ) -> Result<InitiatingTrial, ProbeError> {
     let server = listen(env, setup, profile(setup, code), target).await?;
     let id = format!("s2spec-probe-{round}");
@@ -451,10 +458,22 @@ async fn connect_back(
     server.shutdown().await;
     // The server notices the closed connection before the next round pings.
     tokio::time::sleep(Duration::from_millis(300)).await;
-    Ok(initiating_trial(code, &events, setup.connect_back))
+    Ok(initiating_trial(
+        code,
+        &events,
+        setup.connect_back,
+        after_refusal,
+    ))
 }
 
-fn initiating_trial(code: &str, events: &[ServerEvent], wait: Duration) -> InitiatingTrial {
+/// `after_refusal`: an earlier round was refused, which may make the server
+/// wait before it tries our domain again.
+fn initiating_trial(
+    code: &str,
+    events: &[ServerEvent],
+    wait: Duration,
+    after_refusal: bool,
+) -> InitiatingTrial {
     let mut t = InitiatingTrial::inconclusive(code, "");
     let mut method = None;
     let mut refused = false;
@@ -486,6 +505,10 @@ fn initiating_trial(code: &str, events: &[ServerEvent], wait: Duration) -> Initi
         (None, true) if refused || !t.connected => TrialResult::Refused,
         (None, true) => TrialResult::Inconclusive(format!(
             "the server connected but did not authenticate within {wait:?}"
+        )),
+        (None, false) if after_refusal => TrialResult::Inconclusive(format!(
+            "the server did not connect back within {wait:?}; after the refusal of an earlier \
+             round it may be waiting before it retries our domain (ejabberd's s2s retry delay)"
         )),
         (None, false) => TrialResult::Inconclusive(format!(
             "the server did not connect back within {wait:?} (do our domain's DNS records \
@@ -574,7 +597,7 @@ mod tests {
                 method: Method::TlsDialback,
             },
         ];
-        let t = initiating_trial("RN1", &events, Duration::from_secs(1));
+        let t = initiating_trial("RN1", &events, Duration::from_secs(1), false);
         assert_eq!(t.result, TrialResult::Authenticated(Method::TlsDialback));
         assert!(t.starttls && t.connected);
     }
@@ -588,15 +611,20 @@ mod tests {
                 failure: None,
             },
         ];
-        let t = initiating_trial("NN1", &events, Duration::from_secs(1));
+        let t = initiating_trial("NN1", &events, Duration::from_secs(1), false);
         assert_eq!(t.result, TrialResult::Refused);
     }
 
     #[test]
     fn no_connection_is_inconclusive_and_says_why() {
-        let t = initiating_trial("NN1", &[], Duration::from_secs(1));
+        let t = initiating_trial("NN1", &[], Duration::from_secs(1), false);
         match t.result {
             TrialResult::Inconclusive(why) => assert!(why.contains("--listen"), "{why}"),
+            other => panic!("{other:?}"),
+        }
+        let t = initiating_trial("NN1", &[], Duration::from_secs(1), true);
+        match t.result {
+            TrialResult::Inconclusive(why) => assert!(why.contains("retr"), "{why}"),
             other => panic!("{other:?}"),
         }
     }
