@@ -310,6 +310,9 @@ pub enum ServerEvent {
         /// The target's client certificate, checked for the stream's `from`.
         client_cert: CertCheck,
         pipelined_bytes: usize,
+        /// The Server Name Indication the target sent, if any.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        sni: Option<String>,
     },
     Sasl {
         stream: u32,

@@ -106,6 +106,8 @@ pub struct InitiatingTrial {
     pub sasl: Option<SaslOutcome>,
     /// It asked us to verify a dialback key, with our answer.
     pub dialback: Option<DialbackOutcome>,
+    /// The Server Name Indication of its TLS handshake.
+    pub sni: Option<String>,
 }
 
 /// Everything the probe observed.
@@ -130,7 +132,8 @@ pub struct Observed {
     pub as_receiving: Vec<ReceivingTrial>,
     /// Its connections back to us.
     pub as_initiating: Vec<InitiatingTrial>,
-    /// Server Name Indication is not recorded by our TLS stack; said so.
+    /// The Server Name Indication the server sent when it connected back
+    /// over TLS, in words.
     pub sni: String,
     /// Facts worth a sentence in the report.
     pub notes: Vec<String>,
@@ -147,10 +150,7 @@ pub async fn observe(setup: &Setup) -> Result<Observed, ProbeError> {
         addr: setup.connect,
         domain: setup.domain.clone(),
     };
-    let mut observed = Observed {
-        sni: "not recorded (the TLS stack of s2spec does not expose it)".into(),
-        ..Observed::default()
-    };
+    let mut observed = Observed::default();
     let everything = profile(setup, TRIAL_PROFILES[0]);
 
     // The server as receiving server. Our listener answers its dialback
@@ -205,6 +205,7 @@ pub async fn observe(setup: &Setup) -> Result<Observed, ProbeError> {
     if let Some(mut s) = keep {
         s.close().await;
     }
+    observed.sni = sni_summary(&observed.as_initiating, &setup.ours);
     Ok(observed)
 }
 
@@ -381,6 +382,25 @@ fn judge_our_certificate(o: &mut Observed, ours: &str) {
     }
 }
 
+/// What the server's TLS connections to us said in SNI (the name it should
+/// give is our domain, the one it connects to).
+fn sni_summary(rounds: &[InitiatingTrial], ours: &str) -> String {
+    let tls: Vec<&InitiatingTrial> = rounds.iter().filter(|t| t.starttls).collect();
+    if tls.is_empty() {
+        return "not seen: the server never connected back over TLS".into();
+    }
+    let names: std::collections::BTreeSet<String> = tls
+        .iter()
+        .map(|t| t.sni.clone().unwrap_or_else(|| "(none)".into()))
+        .collect();
+    let names: Vec<String> = names.into_iter().collect();
+    if names.len() == 1 && names[0].eq_ignore_ascii_case(ours) {
+        format!("{ours} (our domain) on every TLS connection")
+    } else {
+        format!("{} (expected {ours})", names.join(", "))
+    }
+}
+
 impl InitiatingTrial {
     fn inconclusive(code: &str, why: &str) -> InitiatingTrial {
         InitiatingTrial {
@@ -392,6 +412,7 @@ impl InitiatingTrial {
             client_cert: None,
             sasl: None,
             dialback: None,
+            sni: None,
         }
     }
 }
@@ -486,9 +507,11 @@ fn initiating_trial(
             ServerEvent::Tls {
                 version,
                 client_cert,
+                sni,
                 ..
             } => {
                 t.tls_version = version.clone();
+                t.sni = t.sni.take().or_else(|| sni.clone());
                 t.client_cert.get_or_insert_with(|| client_cert.clone());
             }
             ServerEvent::Sasl { outcome, .. } => t.sasl = Some(outcome.clone()),
