@@ -468,6 +468,24 @@ fn one_at_a_time(server: &str) -> &'static tokio::sync::Mutex<()> {
     }
 }
 
+/// Processes whose command line mentions this test process's managed
+/// instance directories (`s2spec-<name>-<pid>-...`): none may outlive a test.
+fn leftovers(name: &str) -> Vec<String> {
+    let marker = format!("s2spec-{name}-{}-", std::process::id());
+    let mut found = Vec::new();
+    if let Ok(dir) = std::fs::read_dir("/proc") {
+        for entry in dir.flatten() {
+            if let Ok(cmd) = std::fs::read(entry.path().join("cmdline")) {
+                let cmd = String::from_utf8_lossy(&cmd).replace('\0', " ");
+                if cmd.contains(&marker) {
+                    found.push(format!("{}: {cmd}", entry.file_name().to_string_lossy()));
+                }
+            }
+        }
+    }
+    found
+}
+
 /// The three configuration groups of the issue: TLS required with SASL,
 /// TLS optional with dialback, no TLS with dialback. Each lists the rows
 /// that spell it, best first: ejabberd cannot switch SASL EXTERNAL off, so
@@ -529,6 +547,11 @@ async fn probe_real_server(server_name: &str) {
             .await;
         s.dns.shutdown().await;
     }
+    assert!(
+        leftovers(server_name).is_empty(),
+        "{:?}",
+        leftovers(server_name)
+    );
     assert!(bad.is_empty(), "{bad:#?}");
 }
 

@@ -338,15 +338,28 @@ fn record_offers(o: &mut Observed, code: &str, r: &InitiatorReport) {
         }
         "RN1" if o.dialback_tls.offered => {
             o.dialback_tls.accepted = verdict(r, Method::TlsDialback);
-            o.dialback_tls.detail = r.dialback.as_ref().map(|d| format!("{d:?}"));
+            o.dialback_tls.detail = r.dialback.as_ref().map(dialback_text);
         }
         // Without TLS our peer tries dialback only when it is offered in
         // clear text; a TLS-requiring server that hides it is "not offered".
         "NN1" if o.dialback_tcp.offered => {
             o.dialback_tcp.accepted = verdict(r, Method::TcpDialback);
-            o.dialback_tcp.detail = r.dialback.as_ref().map(|d| format!("{d:?}"));
+            o.dialback_tcp.detail = r.dialback.as_ref().map(dialback_text);
         }
         _ => {}
+    }
+}
+
+/// The server's dialback verdict in words.
+fn dialback_text(d: &DialbackOutcome) -> String {
+    match d {
+        DialbackOutcome::Valid => "type='valid'".into(),
+        DialbackOutcome::Invalid => "type='invalid'".into(),
+        DialbackOutcome::Error { condition } => format!(
+            "type='error' <{}/>",
+            condition.as_deref().unwrap_or("no condition")
+        ),
+        DialbackOutcome::NoAnswer => "no answer".into(),
     }
 }
 
