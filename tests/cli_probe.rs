@@ -140,7 +140,8 @@ fn trouble_exits_2_naming_the_flag() {
     let dir = certs_dir("trouble");
     let certs = dir.to_str().unwrap();
     let missing = dir.join("missing");
-    let cases: [(&[&str], &str); 3] = [
+    let listen = format!("127.0.0.1:{}", free_port());
+    let cases: [(&[&str], &str); 4] = [
         (
             &[
                 "--certs",
@@ -155,17 +156,24 @@ fn trouble_exits_2_naming_the_flag() {
             &["--certs", certs, "--connect", "192.0.2.1:5269"],
             "loopback",
         ),
+        (
+            &[
+                "--certs",
+                certs,
+                "--connect",
+                "127.0.0.1:1",
+                "--listen",
+                "127.0.0.1:0",
+            ],
+            "--listen 127.0.0.1:0: needs a fixed port",
+        ),
     ];
     for (extra, want) in cases {
-        let mut args = vec![
-            "probe",
-            "target.test",
-            "--from",
-            "ours.test",
-            "--listen",
-            "127.0.0.1:0",
-        ];
+        let mut args = vec!["probe", "target.test", "--from", "ours.test"];
         args.extend_from_slice(extra);
+        if !extra.contains(&"--listen") {
+            args.extend_from_slice(&["--listen", &listen]);
+        }
         let out = run(&args);
         let err = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");

@@ -74,6 +74,12 @@ pub fn run(args: Args) -> u8 {
 fn probe(args: &Args) -> Result<String, String> {
     service::require_loopback(args.connect, "--connect")?;
     service::require_loopback(args.listen, "--listen")?;
+    if args.listen.port() == 0 {
+        return Err(format!(
+            "--listen {}: needs a fixed port: {}'s DNS records must point at it",
+            args.listen, args.ours
+        ));
+    }
     if let Some(dns) = args.dns {
         service::require_loopback(dns, "--dns")?;
     }
