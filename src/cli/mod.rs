@@ -9,6 +9,7 @@ mod certs;
 mod dns;
 mod list;
 mod matrix;
+mod probe;
 mod run;
 mod serve;
 mod service;
@@ -53,6 +54,8 @@ enum Command {
     Dns(dns::Args),
     /// Run the reference federation proxy until interrupted.
     Serve(serve::Args),
+    /// Find out how a live server federates and which partner configuration fits it.
+    Probe(probe::Args),
 }
 
 /// Writes to standard output; a closed pipe (`s2spec matrix | head`) is not
@@ -73,6 +76,7 @@ pub fn main() -> ExitCode {
         Command::Certs(args) => certs::run(args),
         Command::Dns(args) => dns::run(args),
         Command::Serve(args) => serve::run(args),
+        Command::Probe(args) => probe::run(args),
     };
     ExitCode::from(code)
 }

@@ -214,6 +214,7 @@ impl Inbound {
             version: wire::tls_version(&self.stream),
             client_cert: CertCheck::of(&verification, &domain),
             pipelined_bytes: pipelined,
+            sni: self.stream.tls_info().and_then(|t| t.sni.clone()),
         });
         self.client_cert = Some(verification);
         Ok(Next::Restart)
