@@ -230,13 +230,14 @@ impl Harness {
         let transcript = Transcript::new();
         let outcome =
             tokio::time::timeout(self.options.case_deadline, self.play(case, &transcript)).await;
-        let (verdict, expected, observed, messages) = match outcome {
+        let (verdict, expected, observed, messages, deviations) = match outcome {
             Ok(Ok(parts)) => parts,
             Ok(Err(harness_error)) => (
                 Verdict::Error,
                 None,
                 None,
                 vec![format!("harness error: {harness_error}")],
+                vec![],
             ),
             Err(_) => (
                 Verdict::Error,
@@ -246,6 +247,7 @@ impl Harness {
                     "the case did not finish within {:?}",
                     self.options.case_deadline
                 )],
+                vec![],
             ),
         };
         CaseResult {
@@ -256,7 +258,7 @@ impl Harness {
             expected,
             observed,
             messages,
-            deviations: Vec::new(),
+            deviations,
             duration_ms: started.elapsed().as_millis() as u64,
             transcript: transcript.entries(),
         }
@@ -296,7 +298,9 @@ impl Harness {
                 vec![format!("rejected at load: {}", d.len())],
             ),
             Ok(loaded) => match self.target.check_config(&loaded) {
-                Err(reason) => return (Verdict::NotApplicable, Some(expected), None, vec![reason]),
+                Err(reason) => {
+                    return (Verdict::NotApplicable, Some(expected), None, vec![reason], vec![]);
+                }
                 Ok(Err(codes)) => (
                     "configuration refused",
                     vec![format!("rejected with {}", codes.join(", "))],
@@ -323,6 +327,7 @@ impl Harness {
             Some(expected),
             Some(observed),
             messages,
+            vec![],
         )
     }
 
@@ -350,6 +355,7 @@ impl Harness {
                 Some(expected_of(&expectation)),
                 None,
                 vec![reason],
+                vec![],
             ));
         }
         let j = judge(p, &expectation, &obs);
@@ -358,6 +364,7 @@ impl Harness {
             Some(expected_of(&expectation)),
             Some(j.observed),
             j.messages,
+            vec![],
         ))
     }
 
@@ -383,6 +390,7 @@ impl Harness {
                 Some(judge::stranger_expected()),
                 None,
                 vec![reason],
+                vec![],
             ));
         }
         let j = judge::judge_stranger(direction, &obs);
@@ -391,6 +399,7 @@ impl Harness {
             Some(judge::stranger_expected()),
             Some(j.observed),
             j.messages,
+            vec![],
         ))
     }
 
@@ -546,7 +555,15 @@ impl Harness {
     }
 }
 
-type Parts = (Verdict, Option<Expected>, Option<Observed>, Vec<String>);
+/// Verdict, expectation, observation, messages and the deviations they
+/// render (SPEC §4.6; empty where the judge does not fill them yet).
+type Parts = (
+    Verdict,
+    Option<Expected>,
+    Option<Observed>,
+    Vec<String>,
+    Vec<crate::requirement::Deviation>,
+);
 
 const LOOPBACK_ANY_PORT: SocketAddr =
     SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST), 0);

@@ -50,6 +50,9 @@ pub(super) struct Live {
     pub features_xml: Option<String>,
     /// What came where features were expected, for messages.
     pub instead_of_features: Option<String>,
+    /// How the target ended this stream, once a read saw it end (or break
+    /// XML, after which nothing more can be read).
+    pub ended: Option<String>,
     pending: VecDeque<Seen>,
 }
 
@@ -62,6 +65,7 @@ impl Live {
             features: None,
             features_xml: None,
             instead_of_features: None,
+            ended: None,
             pending: VecDeque::new(),
         }
     }
@@ -99,6 +103,9 @@ impl Live {
                 Err(ReadError::Xml(e)) => Seen::BadXml(e.to_string()),
                 Err(ReadError::Closed | ReadError::Busy) => Seen::Closed("reader closed".into()),
             };
+            if let Seen::Closed(_) | Seen::BadXml(_) = &seen {
+                self.ended.get_or_insert_with(|| seen.describe());
+            }
             return seen;
         }
     }

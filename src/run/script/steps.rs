@@ -67,6 +67,26 @@ impl<'a> Run<'a> {
             .record(0, Dir::Sent, false, EntryKind::Note, text);
     }
 
+    /// After `step` was not met: why the connection later steps act on can
+    /// no longer carry them, if it cannot. A failed `connect`, `starttls` or
+    /// `authenticate` leaves none (or one in an unknown state); otherwise it
+    /// is gone once the target ended it.
+    pub fn connection_gone(&self, step: &Step) -> Option<String> {
+        match step.action {
+            Action::Connect { .. } => Some("its connection could not be opened".into()),
+            Action::StartTls { .. } => Some("the STARTTLS negotiation did not complete".into()),
+            Action::Authenticate {
+                expect_success: true,
+                ..
+            } => Some("the authenticated connection could not be set up".into()),
+            _ => self
+                .conns
+                .last()
+                .and_then(|c| c.ended.as_ref())
+                .map(|how| format!("the target ended the stream ({how})")),
+        }
+    }
+
     pub fn any_tls(&self) -> bool {
         self.conns.iter().any(|c| c.stream.is_tls())
     }
