@@ -51,9 +51,10 @@ async fn fails_exactly(fault: Fault, expected: &[&str]) {
     assert_eq!(failed, want, "{fault}: failing scenarios");
     for r in results.iter().filter(|r| r.verdict == Verdict::Fail) {
         assert!(
-            r.messages
-                .iter()
-                .any(|m| m.starts_with("MUST (") && m.contains("not met: expected")),
+            r.messages.iter().any(|m| (m.starts_with("MUST (")
+                || m.starts_with("MUST NOT (")
+                || m.starts_with("FAIL (configuration"))
+                && m.contains("not met: expected")),
             "{}: {:?}",
             r.id,
             r.messages

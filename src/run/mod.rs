@@ -299,7 +299,13 @@ impl Harness {
             ),
             Ok(loaded) => match self.target.check_config(&loaded) {
                 Err(reason) => {
-                    return (Verdict::NotApplicable, Some(expected), None, vec![reason], vec![]);
+                    return (
+                        Verdict::NotApplicable,
+                        Some(expected),
+                        None,
+                        vec![reason],
+                        vec![],
+                    );
                 }
                 Ok(Err(codes)) => (
                     "configuration refused",

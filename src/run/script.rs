@@ -164,7 +164,13 @@ fn judge_script(script: &Script, tls: bool, played: Vec<(usize, Played)>) -> Par
         tls,
         facts,
     };
-    (verdict, Some(expected), Some(observed), messages, deviations)
+    (
+        verdict,
+        Some(expected),
+        Some(observed),
+        messages,
+        deviations,
+    )
 }
 
 #[cfg(test)]
@@ -213,7 +219,10 @@ connect = true
         assert_eq!(v, Verdict::Fail);
         assert_eq!(d.len(), 2);
         assert_eq!(m.len(), 3, "{m:?}");
-        assert!(m[0].starts_with("SHOULD (protocol, RFC 6120 §11.1)"), "{m:?}");
+        assert!(
+            m[0].starts_with("SHOULD (protocol, RFC 6120 §11.1)"),
+            "{m:?}"
+        );
         assert!(m[2].contains("skipped"));
         assert_eq!(o.unwrap().outcome, "step 2, step 3 not met");
         let (v, ..) = judge_script(&s, false, vec![(1, unmet(Keyword::Should))]);

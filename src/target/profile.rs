@@ -886,7 +886,9 @@ mod tests {
         for caps in [&full, &no_sasl_off, &no_dialback_off] {
             for list in &lists {
                 let got = choose_configuration(caps, list.iter().copied(), Policy::Lync);
-                let first = list.iter().find_map(|n| express(caps, *n, Policy::Lync).ok());
+                let first = list
+                    .iter()
+                    .find_map(|n| express(caps, *n, Policy::Lync).ok());
                 match (got, first) {
                     (Decision::Run(g), Some(want)) => {
                         assert_eq!(g, want, "{list:?}");
@@ -903,7 +905,10 @@ mod tests {
             }
         }
         // The full server runs every list; the others miss some.
-        assert!(ran > lists.len() && not_applicable > 0, "{ran} {not_applicable}");
+        assert!(
+            ran > lists.len() && not_applicable > 0,
+            "{ran} {not_applicable}"
+        );
         // A list runs wherever any of its members can, in its first one's group.
         let rn1_ro1 = [n("RN1"), n("RO1")];
         assert_eq!(

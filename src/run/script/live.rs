@@ -10,6 +10,7 @@ use tokio::time::Instant;
 
 use crate::features::Features;
 use crate::stream::XmppStream;
+use crate::xml::header::stream_error_condition;
 use crate::xml::{Element, Event, NsContext, ReadError, StreamHeader, XmlError};
 
 /// Something read from the target, whitespace keep-alives skipped.
@@ -103,8 +104,16 @@ impl Live {
                 Err(ReadError::Xml(e)) => Seen::BadXml(e.to_string()),
                 Err(ReadError::Closed | ReadError::Busy) => Seen::Closed("reader closed".into()),
             };
-            if let Seen::Closed(_) | Seen::BadXml(_) = &seen {
-                self.ended.get_or_insert_with(|| seen.describe());
+            // A stream error ends the stream too (RFC 6120 §4.9.1.1: unrecoverable).
+            let ended = match &seen {
+                Seen::Closed(_) | Seen::BadXml(_) => Some(seen.describe()),
+                Seen::Element(e) => {
+                    stream_error_condition(e).map(|c| format!("stream error <{c}/>"))
+                }
+                _ => None,
+            };
+            if let Some(how) = ended {
+                self.ended.get_or_insert(how);
             }
             return seen;
         }

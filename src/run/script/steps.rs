@@ -75,6 +75,7 @@ impl<'a> Run<'a> {
         match step.action {
             Action::Connect { .. } => Some("its connection could not be opened".into()),
             Action::StartTls { .. } => Some("the STARTTLS negotiation did not complete".into()),
+            Action::Open => Some("no new stream could be opened".into()),
             Action::Authenticate {
                 expect_success: true,
                 ..
@@ -129,8 +130,12 @@ impl<'a> Run<'a> {
                 if live.stream.peer_header().is_some() {
                     live.stream.restart().map_err(|e| e.to_string())?;
                 }
-                let seen = live.open(&to, wait).await?;
-                Ok(Outcome::Met(seen))
+                // A target that has closed the connection makes this unmet,
+                // not a harness error.
+                match live.open(&to, wait).await {
+                    Ok(seen) => Ok(Outcome::Met(seen)),
+                    Err(e) => unmet("to open a new stream", e),
+                }
             }
             Action::Send(t) => self.send(t).await,
             Action::SendRaw { text, pad_to } => self.send_raw(text, *pad_to).await,
@@ -316,7 +321,10 @@ impl<'a> Run<'a> {
         };
         let mut live = Live::new(stream, from);
         let fact = if header {
-            live.open(&to, wait).await?
+            match live.open(&to, wait).await {
+                Ok(fact) => fact,
+                Err(e) => return unmet("to open a stream", e),
+            }
         } else {
             "connected, no header sent".into()
         };
@@ -445,8 +453,10 @@ impl<'a> Run<'a> {
             Ok(Err(e)) => return unmet("a TLS handshake", e.to_string()),
             Err(_) => return unmet("a TLS handshake", "a timeout"),
         }
-        let seen = live.open(&target, wait).await?;
-        Ok(Outcome::Met(format!("TLS up; {seen}")))
+        match live.open(&target, wait).await {
+            Ok(seen) => Ok(Outcome::Met(format!("TLS up; {seen}"))),
+            Err(e) => unmet("to open a stream over TLS", e),
+        }
     }
 
     async fn authenticate(

@@ -197,18 +197,18 @@ pub fn parse_script(text: &str, file: &str) -> Result<Script, String> {
                 configurations(p.tls.list(), p.sasl.list(), p.dialback.list()).map_err(top)?;
             let negotiation = configurations.remove(0);
             Some(PartnerSpec {
-            partner_type: p.partner_type,
-            negotiation,
-            alternatives: configurations,
-            additional_domains: p
-                .additional_domains
-                .iter()
-                .map(|d| domain_template(d))
-                .collect::<Result<_, _>>()
-                .map_err(top)?,
-            connection_limit: p.connection_limit,
-            keep_alive: p.keep_alive,
-        })
+                partner_type: p.partner_type,
+                negotiation,
+                alternatives: configurations,
+                additional_domains: p
+                    .additional_domains
+                    .iter()
+                    .map(|d| domain_template(d))
+                    .collect::<Result<_, _>>()
+                    .map_err(top)?,
+                connection_limit: p.connection_limit,
+                keep_alive: p.keep_alive,
+            })
         }
     };
     let requirement = default_requirement(raw.source, raw.level, &raw.refs).map_err(top)?;
@@ -294,9 +294,23 @@ fn step_source(text: &str, span: std::ops::Range<usize>) -> String {
     let body = std::iter::once(first)
         .filter(|l| !l.starts_with('['))
         .chain(lines.map(str::trim).take_while(|l| !l.starts_with('[')));
-    let keys: Vec<&str> = body
-        .filter(|l| !l.is_empty() && !l.starts_with('#') && !is_annotation(l))
-        .collect();
+    // A value spread over lines (a list) reads as one key, as if written on one line.
+    let mut keys: Vec<String> = Vec::new();
+    let mut open = 0usize;
+    for l in body.filter(|l| !l.is_empty() && !l.starts_with('#')) {
+        match keys.last_mut() {
+            Some(last) if open > 0 => {
+                last.push(' ');
+                last.push_str(l);
+            }
+            _ => keys.push(l.to_string()),
+        }
+        open = (open + l.matches('[').count()).saturating_sub(l.matches(']').count());
+    }
+    for k in &mut keys {
+        *k = k.replace("[ ", "[").replace(", ]", "]");
+    }
+    keys.retain(|k| !is_annotation(k));
     let joined = keys.join("; ");
     if joined.chars().count() > 200 {
         format!("{}…", joined.chars().take(200).collect::<String>())
@@ -410,7 +424,11 @@ fn configurations(
     sasl: Vec<Setting>,
     dialback: Vec<bool>,
 ) -> Result<Vec<Negotiation>, String> {
-    for (key, n) in [("tls", tls.len()), ("sasl", sasl.len()), ("dialback", dialback.len())] {
+    for (key, n) in [
+        ("tls", tls.len()),
+        ("sasl", sasl.len()),
+        ("dialback", dialback.len()),
+    ] {
         if n == 0 {
             return Err(format!("[partner] `{key}` needs at least one value"));
         }
@@ -856,7 +874,12 @@ mod tests {
             }
         }
         lists.push(settings.to_vec());
-        let dialbacks = [vec![true], vec![false], vec![true, false], vec![false, true]];
+        let dialbacks = [
+            vec![true],
+            vec![false],
+            vec![true, false],
+            vec![false, true],
+        ];
         for tls in &lists {
             for sasl in &lists {
                 for db in &dialbacks {
@@ -922,38 +945,61 @@ ref = "RFC 6120 §11.1"
             Requirement::protocol(Keyword::Should, "RFC 6120 §11.1")
         );
         // The annotation stays out of the step's text (and so of transcripts).
-        assert_eq!(s.steps[2].source, "expect-stream-error = \"restricted-xml\"");
+        assert_eq!(
+            s.steps[2].source,
+            "expect-stream-error = \"restricted-xml\""
+        );
         let conf = BASE.replace(
             "keyword = \"SHOULD\"\nref = \"RFC 6120 §11.1\"",
             "source = \"configuration\"\nref = \"SPEC §4.1\"",
         );
         let s = parse_script(&conf, "x.toml").unwrap();
-        assert_eq!(s.steps[2].requirement, Requirement::configuration("SPEC §4.1"));
+        assert_eq!(
+            s.steps[2].requirement,
+            Requirement::configuration("SPEC §4.1")
+        );
     }
 
     fn fails(text: &str, line: usize, needle: &str) {
         let e = parse_script(text, "x.toml").unwrap_err();
-        assert!(e.starts_with(&format!("x.toml:{line}:")), "line {line}: {e}");
+        assert!(
+            e.starts_with(&format!("x.toml:{line}:")),
+            "line {line}: {e}"
+        );
         assert!(e.contains(needle), "`{needle}` in {e}");
     }
 
     #[test]
     fn provenance_errors_name_the_line() {
         let k = "keyword = \"SHOULD\"\nref = \"RFC 6120 §11.1\"";
-        fails(&BASE.replace(k, "keyword = \"OUGHT\""), 21, "unknown variant `OUGHT`");
-        fails(&BASE.replace(k, "keyword = \"SHOULD\""), 19, "needs its own `ref`");
+        fails(
+            &BASE.replace(k, "keyword = \"OUGHT\""),
+            21,
+            "unknown variant `OUGHT`",
+        );
+        fails(
+            &BASE.replace(k, "keyword = \"SHOULD\""),
+            19,
+            "needs its own `ref`",
+        );
         fails(
             &BASE.replace(k, "keyword = \"SHOULD\"\nref = \"SPEC §4.1\""),
             19,
             "is neither",
         );
         fails(
-            &BASE.replace(k, "source = \"policy\"\nkeyword = \"SHOULD\"\nref = \"SPEC §4.4\""),
+            &BASE.replace(
+                k,
+                "source = \"policy\"\nkeyword = \"SHOULD\"\nref = \"SPEC §4.4\"",
+            ),
             19,
             "applies to protocol rules",
         );
         fails(
-            &BASE.replace("connect = true", "connect = true\n\n[[step]]\nsend = \"<a/>\"\nref = \"RFC 1\""),
+            &BASE.replace(
+                "connect = true",
+                "connect = true\n\n[[step]]\nsend = \"<a/>\"\nref = \"RFC 1\"",
+            ),
             16,
             "cannot be unmet",
         );
@@ -965,11 +1011,21 @@ ref = "RFC 6120 §11.1"
         );
         let spec = BASE
             .replace("[\"RFC 6120 §11.1\"]", "[\"SPEC §2\"]")
-            .replace("level = \"MUST\"", "level = \"SHOULD\"\nsource = \"configuration\"");
+            .replace(
+                "level = \"MUST\"",
+                "level = \"SHOULD\"\nsource = \"configuration\"",
+            );
         fails(&spec, 1, "is for protocol rules");
         fails(
-            &BASE.replace("sasl = [\"optional\", \"not-supported\"]", "sasl = \"required\"")
-                .replace("tls = [\"optional\", \"not-supported\"]", "tls = \"not-supported\""),
+            &BASE
+                .replace(
+                    "sasl = [\"optional\", \"not-supported\"]",
+                    "sasl = \"required\"",
+                )
+                .replace(
+                    "tls = [\"optional\", \"not-supported\"]",
+                    "tls = \"not-supported\"",
+                ),
             1,
             "no valid configuration",
         );
