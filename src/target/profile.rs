@@ -948,4 +948,29 @@ mod tests {
         assert!(na("spec/2/connection-limit").contains("connection limit"));
         assert!(na("spec/2/unlisted-subdomain").contains("additional partner domains"));
     }
+
+    /// A scenario that lists RN1 and RO1 (SASL plays no part) runs on
+    /// ejabberd, which cannot switch EXTERNAL off, in RO1's group; the
+    /// reference target's partner entry keeps the first, RN1.
+    #[test]
+    fn a_scenario_runs_on_ejabberd_in_the_first_configuration_it_can_express() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+        let caps = Profile::named(&root.join("fixtures/targets"), "ejabberd")
+            .unwrap()
+            .capabilities;
+        let cases = crate::scenario::load_all(&root.join("scenarios/matrix.toml")).unwrap();
+        let case = cases
+            .iter()
+            .find(|c| c.id == "spec/4.1/cleartext-dialback-tls-required")
+            .unwrap();
+        assert_eq!(
+            decide(&caps, case, Policy::Lync),
+            Decision::Run(express(&caps, n("RO1"), Policy::Lync).unwrap())
+        );
+        let CaseKind::Script(s) = &case.kind else {
+            panic!("not a script")
+        };
+        let entry = s.partner_entry("target.test", None).unwrap();
+        assert!(entry.contains("sasl = \"not-supported\""), "{entry}");
+    }
 }
