@@ -51,9 +51,10 @@ async fn fails_exactly(fault: Fault, expected: &[&str]) {
     assert_eq!(failed, want, "{fault}: failing scenarios");
     for r in results.iter().filter(|r| r.verdict == Verdict::Fail) {
         assert!(
-            r.messages
-                .iter()
-                .any(|m| m.starts_with("MUST (") && m.contains("not met: expected")),
+            r.messages.iter().any(|m| (m.starts_with("MUST (")
+                || m.starts_with("MUST NOT (")
+                || m.starts_with("FAIL (configuration"))
+                && m.contains("not met: expected")),
             "{}: {:?}",
             r.id,
             r.messages
@@ -77,13 +78,14 @@ async fn missing_from_check_is_caught() {
 
 #[tokio::test]
 async fn routing_before_auth_is_caught() {
-    // Every scenario that sends a stanza on an unauthenticated stream notices.
+    // Every scenario that sends a stanza on an unauthenticated stream the
+    // target keeps open notices (after an `invalid` dialback result the
+    // target closes the stream, XEP-0220 §2.2.1, so nothing more arrives).
     fails_exactly(
         Fault::RouteBeforeAuth,
         &[
             "rfc6120/4.9.3.12/stanza-before-auth",
             "xep0178/3/external-authzid-other-domain",
-            "xep0220/2.1.4/spoofed-domain",
         ],
     )
     .await;
@@ -292,5 +294,88 @@ fn bad_files_name_the_file_and_line() {
         &GOOD.replace("[partner]", "[nonsense]"),
         8,
         "unknown field `nonsense`",
+    );
+}
+
+/// An unmet step does not end the scenario: the steps after it run while
+/// the stream allows, each unmet one is its own deviation at its own level,
+/// a step whose stream is gone is skipped (a note, not a pass), and a new
+/// connection carries on.
+#[tokio::test]
+async fn a_scenario_runs_to_the_end_with_one_deviation_per_unmet_step() {
+    let text = r#"
+id = "rfc6120/11.1/run-to-the-end"
+title = "t"
+refs = ["RFC 6120 §11.1"]
+level = "MUST"
+
+[partner]
+type = "federated"
+tls = "optional"
+sasl = "optional"
+dialback = true
+
+[[step]]
+connect = true
+
+[[step]]
+expect-feature = "bidi"
+keyword = "SHOULD"
+ref = "XEP-0288 §2"
+
+[[step]]
+send-raw = "<!-- no comments -->"
+
+[[step]]
+expect-stream-error = "bad-format"
+
+[[step]]
+expect-close = true
+
+[[step]]
+connect = true
+
+[[step]]
+expect-feature = "dialback"
+"#;
+    let script = parse_script(text, "run-to-the-end.toml").unwrap();
+    let cases = vec![s2spec::scenario::script_case(script)];
+    let harness = Arc::new(
+        Harness::start_reference(&cases, Options::default())
+            .await
+            .unwrap(),
+    );
+    let results = harness.run(cases, |_| {}).await;
+    if let Ok(h) = Arc::try_unwrap(harness) {
+        h.shutdown().await;
+    }
+    let r = &results[0];
+    assert_eq!(r.verdict, Verdict::Fail, "{:#?}", r.messages);
+    let levels: Vec<String> = r
+        .deviations
+        .iter()
+        .map(|d| d.severity.to_string())
+        .collect();
+    assert_eq!(levels, ["non-strict", "fail"], "{:#?}", r.messages);
+    assert!(
+        r.messages[0].starts_with("SHOULD (protocol, XEP-0288 §2): step 2 at run-to-the-end.toml:")
+    );
+    assert!(r.messages[1].starts_with("MUST (protocol, RFC 6120 §11.1): step 4"));
+    assert!(
+        r.messages[1].contains("restricted-xml"),
+        "{}",
+        r.messages[1]
+    );
+    assert!(
+        r.messages[2].starts_with("step 5 skipped: the target ended the stream"),
+        "{:#?}",
+        r.messages
+    );
+    let facts = &r.observed.as_ref().unwrap().facts;
+    assert!(
+        facts
+            .iter()
+            .any(|f| f.starts_with("step 7: the dialback feature offered")),
+        "{facts:#?}"
     );
 }

@@ -456,6 +456,9 @@ impl Inbound {
         let (origin, target) = (db.from.to_ascii_lowercase(), db.to.to_ascii_lowercase());
         let verdict = self.dialback_verdict(&origin, &target, &db.key).await;
         tracing::debug!(%origin, tls = self.s.is_tls(), verdict = ?verdict.as_ref().map_err(|f| &f.reason), "inbound stream: dialback");
+        // XEP-0220 §2.2.1: on an `invalid` result with no other valid domain
+        // pair on the connection, the Receiving Server "MUST close the XML stream".
+        let mut close_after = false;
         let answer = match verdict {
             Ok(valid) => {
                 if valid {
@@ -470,6 +473,7 @@ impl Inbound {
                         remote: Some(origin.clone()),
                         reason: "dialback key invalid".into(),
                     });
+                    close_after = self.authenticated.is_empty();
                 }
                 dialback::result_answer(&target, &origin, valid)
             }
@@ -482,6 +486,10 @@ impl Inbound {
             }
         };
         match self.s.send(&answer).await {
+            Ok(()) if close_after => {
+                let _ = self.s.close().await;
+                Next::Close
+            }
             Ok(()) => Next::Continue,
             Err(_) => Next::Close,
         }

@@ -55,13 +55,13 @@ impl Judgement {
     }
 
     pub(super) fn into_parts(self, expected: Option<Expected>) -> Parts {
-        Parts {
-            verdict: self.verdict,
+        (
+            self.verdict,
             expected,
-            observed: Some(self.observed),
-            messages: self.messages,
-            deviations: self.deviations,
-        }
+            Some(self.observed),
+            self.messages,
+            self.deviations,
+        )
     }
 }
 

@@ -231,15 +231,16 @@ impl Harness {
         let transcript = Transcript::new();
         let outcome =
             tokio::time::timeout(self.options.case_deadline, self.play(case, &transcript)).await;
-        let parts = match outcome {
+        let (verdict, expected, observed, messages, deviations) = match outcome {
             Ok(Ok(parts)) => parts,
-            Ok(Err(harness_error)) => Parts::new(
+            Ok(Err(harness_error)) => (
                 Verdict::Error,
                 None,
                 None,
                 vec![format!("harness error: {harness_error}")],
+                vec![],
             ),
-            Err(_) => Parts::new(
+            Err(_) => (
                 Verdict::Error,
                 None,
                 None,
@@ -247,15 +248,9 @@ impl Harness {
                     "the case did not finish within {:?}",
                     self.options.case_deadline
                 )],
+                vec![],
             ),
         };
-        let Parts {
-            verdict,
-            expected,
-            observed,
-            messages,
-            deviations,
-        } = parts;
         CaseResult {
             id: case.id.clone(),
             family: case.family.clone(),
@@ -307,7 +302,13 @@ impl Harness {
             ),
             Ok(loaded) => match self.target.check_config(&loaded) {
                 Err(reason) => {
-                    return Parts::new(Verdict::NotApplicable, Some(expected), None, vec![reason]);
+                    return (
+                        Verdict::NotApplicable,
+                        Some(expected),
+                        None,
+                        vec![reason],
+                        vec![],
+                    );
                 }
                 Ok(Err(codes)) => (
                     "configuration refused",
@@ -334,13 +335,13 @@ impl Harness {
                 ),
             )]
         };
-        Parts {
-            verdict: if pass { Verdict::Pass } else { Verdict::Fail },
-            expected: Some(expected),
-            observed: Some(observed),
-            messages: deviations.iter().map(Deviation::message).collect(),
+        (
+            if pass { Verdict::Pass } else { Verdict::Fail },
+            Some(expected),
+            Some(observed),
+            deviations.iter().map(Deviation::message).collect(),
             deviations,
-        }
+        )
     }
 
     async fn pairing_case(&self, p: &Pairing, transcript: &Transcript) -> Result<Parts, String> {
@@ -362,11 +363,12 @@ impl Harness {
         };
         let obs = self.observe(&exchange, transcript).await?;
         if let Some(reason) = obs.unsupported {
-            return Ok(Parts::new(
+            return Ok((
                 Verdict::NotApplicable,
                 Some(expected_of(&expectation)),
                 None,
                 vec![reason],
+                vec![],
             ));
         }
         let j = judge(p, &expectation, &obs);
@@ -390,11 +392,12 @@ impl Harness {
         };
         let obs = self.observe(&exchange, transcript).await?;
         if let Some(reason) = obs.unsupported {
-            return Ok(Parts::new(
+            return Ok((
                 Verdict::NotApplicable,
                 Some(judge::stranger_expected()),
                 None,
                 vec![reason],
+                vec![],
             ));
         }
         let j = judge::judge_stranger(direction, &obs, self.options.policy);
@@ -553,32 +556,15 @@ impl Harness {
     }
 }
 
-/// What one case produced, before timing and transcript are added.
-struct Parts {
-    verdict: Verdict,
-    expected: Option<Expected>,
-    observed: Option<Observed>,
-    messages: Vec<String>,
-    /// The unmet expectations with their sources (SPEC §4.6).
-    deviations: Vec<Deviation>,
-}
-
-impl Parts {
-    fn new(
-        verdict: Verdict,
-        expected: Option<Expected>,
-        observed: Option<Observed>,
-        messages: Vec<String>,
-    ) -> Parts {
-        Parts {
-            verdict,
-            expected,
-            observed,
-            messages,
-            deviations: Vec::new(),
-        }
-    }
-}
+/// Verdict, expectation, observation, messages and the deviations they
+/// render (SPEC §4.6; empty where the judge does not fill them yet).
+type Parts = (
+    Verdict,
+    Option<Expected>,
+    Option<Observed>,
+    Vec<String>,
+    Vec<crate::requirement::Deviation>,
+);
 
 const LOOPBACK_ANY_PORT: SocketAddr =
     SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST), 0);

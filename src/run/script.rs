@@ -1,19 +1,40 @@
 //! The interpreter of scripted scenarios: places the scenario's peer
-//! servers, plays the steps in order on real sockets and judges by the
-//! scenario's level — MUST fails on the first unmet step, SHOULD makes it
-//! `non-strict`, MAY makes it `not-applicable` (an absent capability).
+//! servers and plays every step in order on real sockets. An unmet step is
+//! one deviation with the step's own requirement (SPEC §4.6) and the play
+//! goes on: later steps still run while the stream allows it, and those
+//! that cannot (their connection is gone) are reported as skipped. The
+//! verdict is the worst deviation; a MAY scenario whose only deviations are
+//! informational is `not-applicable` (an absent capability).
 
 mod live;
 mod peers;
 mod steps;
 
+use std::time::Duration;
+
+use tokio::time::Instant;
+
 use crate::report::{Expected, Observed, Verdict};
-use crate::scenario::script::{Level, Script};
+use crate::requirement::{Deviation, Severity, worst};
+use crate::scenario::script::{Action, Level, Script, Step};
 use crate::stream::Transcript;
 
 use super::{Harness, Parts};
 use peers::Peers;
 use steps::{Outcome, Run};
+
+/// Time kept back from the case deadline for closing the connections and
+/// stopping the peer servers, so that a slow scenario still reports what it
+/// found instead of being cut off as a whole.
+const FINISH_MARGIN: Duration = Duration::from_secs(2);
+
+/// How one step went.
+enum Played {
+    Met(String),
+    Unmet(Deviation),
+    /// Not run: the connection it acts on is gone, or no time is left.
+    Skipped(String),
+}
 
 impl Harness {
     pub(super) async fn script_case(
@@ -21,83 +42,207 @@ impl Harness {
         script: &Script,
         transcript: &Transcript,
     ) -> Result<Parts, String> {
+        let until = Instant::now() + self.options.case_deadline.saturating_sub(FINISH_MARGIN);
         let peers = Peers::place(self, script, transcript).await?;
         let mut run = Run::new(self, script, peers);
-        let mut facts = Vec::new();
-        let mut unmet = None;
-        let mut played = Ok(());
+        let mut played = Vec::new();
+        let mut broken = Ok(());
+        // Why the current connection cannot carry further steps.
+        let mut gone: Option<String> = None;
         for (n, step) in script.steps.iter().enumerate() {
-            run.note(format!("step {}: {}", n + 1, step.source));
-            match run.step(step).await {
-                Ok(Outcome::Met(fact)) => facts.push(format!("step {}: {fact}", n + 1)),
-                Ok(Outcome::Unmet { expected, observed }) => {
-                    unmet = Some((n + 1, step, expected, observed));
+            let n = n + 1;
+            run.note(format!("step {n}: {}", step.source));
+            if let Some(why) = gone.as_ref().filter(|_| step.needs_connection()) {
+                let why = format!("step {n} skipped: {why}");
+                run.note(why.clone());
+                played.push((n, Played::Skipped(why)));
+                continue;
+            }
+            let left = until.saturating_duration_since(Instant::now());
+            let outcome = match tokio::time::timeout(left, run.step(step)).await {
+                Ok(outcome) => outcome,
+                Err(_) => {
+                    broken = Err(format!(
+                        "step {n} ({}:{}) was cut by the case deadline ({:?})",
+                        script.file, step.line, self.options.case_deadline
+                    ));
                     break;
                 }
+            };
+            match outcome {
+                Ok(Outcome::Met(fact)) => {
+                    if opens_connection(step) {
+                        gone = None;
+                    }
+                    played.push((n, Played::Met(fact)));
+                }
+                Ok(Outcome::Unmet { expected, observed }) => {
+                    if let Some(why) = run.connection_gone(step) {
+                        gone = Some(why);
+                    }
+                    let text = format!(
+                        "step {n} at {}:{} `{}` not met: expected {expected}; observed {observed}",
+                        script.file, step.line, step.source
+                    );
+                    let d = Deviation::new(step.requirement.clone(), self.options.policy, text);
+                    played.push((n, Played::Unmet(d)));
+                }
                 Err(e) => {
-                    played = Err(format!(
-                        "step {} ({}:{}): {e}",
-                        n + 1,
-                        script.file,
-                        step.line
-                    ));
+                    broken = Err(format!("step {n} ({}:{}): {e}", script.file, step.line));
                     break;
                 }
             }
         }
         let tls = run.any_tls();
         run.finish().await;
-        played?;
-        let expected = Expected {
-            outcome: "every step met".into(),
-            tls,
-            rationale: format!(
-                "{} ({} {})",
-                script.title,
-                script.level.as_str(),
-                script.file
-            ),
-            refs: script.refs.clone(),
-            source: None,
-            alternatives: Vec::new(),
-        };
-        let Some((n, step, want, got)) = unmet else {
-            let observed = Observed {
-                outcome: "every step met".into(),
-                tls,
-                facts,
-            };
-            return Ok(Parts::new(
-                Verdict::Pass,
-                Some(expected),
-                Some(observed),
-                vec![],
-            ));
-        };
-        let verdict = match script.level {
-            Level::Must => Verdict::Fail,
-            Level::Should => Verdict::NonStrict,
-            Level::May => Verdict::NotApplicable,
-        };
-        let message = format!(
-            "{} ({}): step {n} at {}:{} `{}` not met: expected {want}; observed {got}",
+        broken?;
+        Ok(judge_script(script, tls, played))
+    }
+}
+
+/// A step that, when met, leaves a fresh connection to act on.
+fn opens_connection(step: &Step) -> bool {
+    matches!(
+        step.action,
+        Action::Connect { .. }
+            | Action::Authenticate {
+                expect_success: true,
+                ..
+            }
+    )
+}
+
+/// The verdict and report parts of a played scenario. Pure.
+fn judge_script(script: &Script, tls: bool, played: Vec<(usize, Played)>) -> Parts {
+    let expected = Expected {
+        outcome: "every step met".into(),
+        tls,
+        rationale: format!(
+            "{} ({} {})",
+            script.title,
             script.level.as_str(),
-            script.refs.join(", "),
-            script.file,
-            step.line,
-            step.source,
-        );
-        facts.push(format!("step {n} not met: {got}"));
-        let observed = Observed {
-            outcome: format!("step {n} not met"),
-            tls,
-            facts,
-        };
-        Ok(Parts::new(
-            verdict,
-            Some(expected),
-            Some(observed),
-            vec![message],
+            script.file
+        ),
+        refs: script.refs.clone(),
+        source: Some(script.requirement.clone()),
+        alternatives: Vec::new(),
+    };
+    let mut facts = Vec::new();
+    let mut deviations = Vec::new();
+    let mut skipped = Vec::new();
+    let mut unmet = Vec::new();
+    for (n, p) in played {
+        match p {
+            Played::Met(fact) => facts.push(format!("step {n}: {fact}")),
+            Played::Unmet(d) => {
+                facts.push(format!("step {n} not met ({})", d.severity));
+                unmet.push(format!("step {n}"));
+                deviations.push(d);
+            }
+            Played::Skipped(why) => {
+                facts.push(why.clone());
+                skipped.push(why);
+            }
+        }
+    }
+    let verdict = match worst(&deviations) {
+        Some(Severity::Fail) => Verdict::Fail,
+        Some(Severity::NonStrict) => Verdict::NonStrict,
+        // Only informational deviations: an optional capability is absent.
+        Some(Severity::Info) | None if !deviations.is_empty() && script.level == Level::May => {
+            Verdict::NotApplicable
+        }
+        Some(Severity::Info) | None => Verdict::Pass,
+    };
+    let outcome = if unmet.is_empty() {
+        "every step met".to_string()
+    } else {
+        format!("{} not met", unmet.join(", "))
+    };
+    let mut messages: Vec<String> = deviations.iter().map(Deviation::message).collect();
+    messages.extend(skipped);
+    let observed = Observed {
+        outcome,
+        tls,
+        facts,
+    };
+    (
+        verdict,
+        Some(expected),
+        Some(observed),
+        messages,
+        deviations,
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::oracle::Policy;
+    use crate::requirement::{Keyword, Requirement};
+    use crate::scenario::script::parse_script;
+
+    const SCRIPT: &str = r#"
+id = "rfc6120/11.1/example"
+title = "t"
+refs = ["RFC 6120 §11.1"]
+level = "MUST"
+stranger = true
+
+[[step]]
+connect = true
+"#;
+
+    fn script(level: &str) -> Script {
+        parse_script(&SCRIPT.replace("\"MUST\"", level), "x.toml").unwrap()
+    }
+
+    fn unmet(k: Keyword) -> Played {
+        Played::Unmet(Deviation::new(
+            Requirement::protocol(k, "RFC 6120 §11.1"),
+            Policy::Lync,
+            "step",
         ))
+    }
+
+    #[test]
+    fn the_verdict_is_the_worst_deviation_and_every_one_is_kept() {
+        let s = script("\"MUST\"");
+        let (v, _, o, m, d) = judge_script(
+            &s,
+            false,
+            vec![
+                (1, Played::Met("ok".into())),
+                (2, unmet(Keyword::Should)),
+                (3, unmet(Keyword::Must)),
+                (4, Played::Skipped("step 4 skipped: gone".into())),
+            ],
+        );
+        assert_eq!(v, Verdict::Fail);
+        assert_eq!(d.len(), 2);
+        assert_eq!(m.len(), 3, "{m:?}");
+        assert!(
+            m[0].starts_with("SHOULD (protocol, RFC 6120 §11.1)"),
+            "{m:?}"
+        );
+        assert!(m[2].contains("skipped"));
+        assert_eq!(o.unwrap().outcome, "step 2, step 3 not met");
+        let (v, ..) = judge_script(&s, false, vec![(1, unmet(Keyword::Should))]);
+        assert_eq!(v, Verdict::NonStrict);
+    }
+
+    #[test]
+    fn skipped_steps_alone_do_not_fail_and_information_never_does() {
+        let s = script("\"MUST\"");
+        let (v, ..) = judge_script(&s, false, vec![(1, Played::Met("ok".into()))]);
+        assert_eq!(v, Verdict::Pass);
+        let (v, _, _, m, _) = judge_script(&s, false, vec![(1, unmet(Keyword::May))]);
+        assert_eq!((v, m.len()), (Verdict::Pass, 1));
+        // A MAY scenario whose capability is absent.
+        let may = script("\"MAY\"");
+        let (v, ..) = judge_script(&may, false, vec![(1, unmet(Keyword::May))]);
+        assert_eq!(v, Verdict::NotApplicable);
+        let (v, ..) = judge_script(&may, false, vec![(1, Played::Met("ok".into()))]);
+        assert_eq!(v, Verdict::Pass);
     }
 }

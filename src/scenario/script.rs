@@ -47,6 +47,7 @@ use crate::oracle::DnsVariant;
 use crate::partner::{Negotiation, PartnerType};
 use crate::peer::{Authzid, VerifyMode};
 use crate::pki::CertVariant;
+use crate::requirement::Requirement;
 
 pub use load::{load_scenarios, parse_script, script_domain};
 pub use template::{Placeholder, Template};
@@ -83,6 +84,9 @@ pub struct Script {
     pub title: String,
     pub refs: Vec<String>,
     pub level: Level,
+    /// What an unmet step rests on unless the step names its own: the
+    /// scenario's `source` (default `protocol`), `level` and first ref.
+    pub requirement: Requirement,
     pub tags: Vec<String>,
     /// The file it came from, as given to the loader.
     pub file: String,
@@ -98,7 +102,13 @@ pub struct Script {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct PartnerSpec {
     pub partner_type: PartnerType,
+    /// The first configuration under which the scenario holds: the
+    /// reference target's (its transcripts are recorded with it).
     pub negotiation: Negotiation,
+    /// Further configurations under which it holds equally, in the order
+    /// written (each valid per SPEC §3); a managed target takes the first
+    /// of all that it can express.
+    pub alternatives: Vec<Negotiation>,
     pub additional_domains: Vec<Template>,
     pub connection_limit: Option<u32>,
     pub keep_alive: bool,
@@ -126,6 +136,25 @@ pub struct Step {
     pub timeout: Option<Duration>,
     /// How the step reads in messages, e.g. `expect-stream-error = "not-authorized"`.
     pub source: String,
+    /// What the step rests on when it is not met (the scenario's default
+    /// unless the step names its own `keyword`/`source`/`ref`).
+    pub requirement: Requirement,
+}
+
+impl Step {
+    /// Whether the step acts on the current connection (and so cannot run
+    /// once that connection is gone). `connect` and `authenticate` open their
+    /// own; delivery and stanza checks watch the peer's servers.
+    pub fn needs_connection(&self) -> bool {
+        !matches!(
+            self.action,
+            Action::Connect { .. }
+                | Action::Authenticate { .. }
+                | Action::ExpectDelivery { .. }
+                | Action::ExpectStanza { .. }
+                | Action::Wait(_)
+        )
+    }
 }
 
 /// What a step does.
@@ -215,6 +244,13 @@ pub enum Feature {
 
 /// A scenario as a case: shared, compared by content.
 pub type ScriptRef = Arc<Script>;
+
+impl PartnerSpec {
+    /// Every configuration the scenario holds under, the first one first.
+    pub fn configurations(&self) -> impl Iterator<Item = Negotiation> + '_ {
+        std::iter::once(self.negotiation).chain(self.alternatives.iter().copied())
+    }
+}
 
 impl Script {
     /// The scenario's peer domain (see [`script_domain`]).

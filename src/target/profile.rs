@@ -600,7 +600,30 @@ fn decide_script(caps: &Capabilities, script: &Script, policy: Policy) -> Decisi
             script.file, step.line, step.source
         ));
     }
-    run_as(caps, partner.negotiation, policy)
+    choose_configuration(caps, partner.configurations(), policy)
+}
+
+/// The first of a scenario's configurations the server can express, in the
+/// order the scenario lists them; when none fits, the reason of each. Pure.
+fn choose_configuration(
+    caps: &Capabilities,
+    configurations: impl Iterator<Item = Negotiation>,
+    policy: Policy,
+) -> Decision {
+    let mut reasons = Vec::new();
+    for n in configurations {
+        match express(caps, n, policy) {
+            Ok(group) => return Decision::Run(group),
+            Err(reason) => reasons.push(reason),
+        }
+    }
+    Decision::NotApplicable(match reasons.len() {
+        1 => reasons.remove(0),
+        _ => format!(
+            "none of the scenario's configurations can be expressed: {}",
+            reasons.join("; ")
+        ),
+    })
 }
 
 /// Delivery checks and stanzas addressed to `user@{target}`.
@@ -963,6 +986,66 @@ mod tests {
         }
     }
 
+    /// Every ordered choice of one or two valid configurations, on a server
+    /// that can express everything, on one without SASL off (ejabberd's
+    /// shape) and on one without dialback off: the first expressible one
+    /// wins, in the order written; none expressible gives every reason.
+    #[test]
+    fn a_scenario_takes_the_first_configuration_the_server_can_express() {
+        let full = all_global();
+        let mut no_sasl_off = all_global();
+        no_sasl_off.sasl.values.remove("off");
+        let mut no_dialback_off = all_global();
+        no_dialback_off.dialback.values.remove("off");
+        let valid: Vec<Negotiation> = Negotiation::all()
+            .filter(|t| crate::partner::negotiation_is_valid(*t))
+            .collect();
+        let mut lists: Vec<Vec<Negotiation>> = valid.iter().map(|a| vec![*a]).collect();
+        for a in &valid {
+            for b in valid.iter().filter(|b| b != &a) {
+                lists.push(vec![*a, *b]);
+            }
+        }
+        let mut ran = 0;
+        let mut not_applicable = 0;
+        for caps in [&full, &no_sasl_off, &no_dialback_off] {
+            for list in &lists {
+                let got = choose_configuration(caps, list.iter().copied(), Policy::Lync);
+                let first = list
+                    .iter()
+                    .find_map(|n| express(caps, *n, Policy::Lync).ok());
+                match (got, first) {
+                    (Decision::Run(g), Some(want)) => {
+                        assert_eq!(g, want, "{list:?}");
+                        ran += 1;
+                    }
+                    (Decision::NotApplicable(r), None) => {
+                        for n in list {
+                            assert!(r.contains(&n.code()), "{list:?}: {r}");
+                        }
+                        not_applicable += 1;
+                    }
+                    (other, want) => panic!("{list:?}: {other:?}, wanted {want:?}"),
+                }
+            }
+        }
+        // The full server runs every list; the others miss some.
+        assert!(
+            ran > lists.len() && not_applicable > 0,
+            "{ran} {not_applicable}"
+        );
+        // A list runs wherever any of its members can, in its first one's group.
+        let rn1_ro1 = [n("RN1"), n("RO1")];
+        assert_eq!(
+            choose_configuration(&no_sasl_off, rn1_ro1.into_iter(), Policy::Lync),
+            Decision::Run(express(&no_sasl_off, n("RO1"), Policy::Lync).unwrap())
+        );
+        assert_eq!(
+            choose_configuration(&full, rn1_ro1.into_iter(), Policy::Lync),
+            Decision::Run(express(&full, n("RN1"), Policy::Lync).unwrap())
+        );
+    }
+
     /// Scenarios: plain federated partners run in the group of their
     /// configuration; partner types, per-partner extras and steps that need
     /// the reference target's users are not-applicable, each with its reason.
@@ -989,5 +1072,30 @@ mod tests {
         assert!(na("spec/7/public-verified-subscription").contains("partner type"));
         assert!(na("spec/2/connection-limit").contains("connection limit"));
         assert!(na("spec/2/unlisted-subdomain").contains("additional partner domains"));
+    }
+
+    /// A scenario that lists RN1 and RO1 (SASL plays no part) runs on
+    /// ejabberd, which cannot switch EXTERNAL off, in RO1's group; the
+    /// reference target's partner entry keeps the first, RN1.
+    #[test]
+    fn a_scenario_runs_on_ejabberd_in_the_first_configuration_it_can_express() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+        let caps = Profile::named(&root.join("fixtures/targets"), "ejabberd")
+            .unwrap()
+            .capabilities;
+        let cases = crate::scenario::load_all(&root.join("scenarios/matrix.toml")).unwrap();
+        let case = cases
+            .iter()
+            .find(|c| c.id == "spec/4.1/cleartext-dialback-tls-required")
+            .unwrap();
+        assert_eq!(
+            decide(&caps, case, Policy::Lync),
+            Decision::Run(express(&caps, n("RO1"), Policy::Lync).unwrap())
+        );
+        let CaseKind::Script(s) = &case.kind else {
+            panic!("not a script")
+        };
+        let entry = s.partner_entry("target.test", None).unwrap();
+        assert!(entry.contains("sasl = \"not-supported\""), "{entry}");
     }
 }

@@ -10,6 +10,7 @@ use tokio::time::Instant;
 
 use crate::features::Features;
 use crate::stream::XmppStream;
+use crate::xml::header::stream_error_condition;
 use crate::xml::{Element, Event, NsContext, ReadError, StreamHeader, XmlError};
 
 /// Something read from the target, whitespace keep-alives skipped.
@@ -50,6 +51,12 @@ pub(super) struct Live {
     pub features_xml: Option<String>,
     /// What came where features were expected, for messages.
     pub instead_of_features: Option<String>,
+    /// How the target ended this stream, once a read saw it end (or break
+    /// XML, after which nothing more can be read).
+    pub ended: Option<String>,
+    /// Whether our headers declare the dialback namespace: exactly when the
+    /// scenario's peer supports dialback (SPEC §4.7, XEP-0220 §2.4.1).
+    pub declares_dialback: bool,
     pending: VecDeque<Seen>,
 }
 
@@ -62,6 +69,8 @@ impl Live {
             features: None,
             features_xml: None,
             instead_of_features: None,
+            ended: None,
+            declares_dialback: true,
             pending: VecDeque::new(),
         }
     }
@@ -99,6 +108,17 @@ impl Live {
                 Err(ReadError::Xml(e)) => Seen::BadXml(e.to_string()),
                 Err(ReadError::Closed | ReadError::Busy) => Seen::Closed("reader closed".into()),
             };
+            // A stream error ends the stream too (RFC 6120 §4.9.1.1: unrecoverable).
+            let ended = match &seen {
+                Seen::Closed(_) | Seen::BadXml(_) => Some(seen.describe()),
+                Seen::Element(e) => {
+                    stream_error_condition(e).map(|c| format!("stream error <{c}/>"))
+                }
+                _ => None,
+            };
+            if let Some(how) = ended {
+                self.ended.get_or_insert(how);
+            }
             return seen;
         }
     }
@@ -118,7 +138,10 @@ impl Live {
     /// Sends our header and takes the target's header and features if they
     /// come; anything else is left for the next step. Returns what came.
     pub async fn open(&mut self, to: &str, wait: Duration) -> Result<String, String> {
-        let header = StreamHeader::server().with_from(&self.from).with_to(to);
+        let mut header = StreamHeader::server().with_from(&self.from).with_to(to);
+        if !self.declares_dialback {
+            header.prefixes.retain(|(prefix, _)| prefix != "db");
+        }
         self.stream
             .send_header(&header)
             .await

@@ -67,6 +67,27 @@ impl<'a> Run<'a> {
             .record(0, Dir::Sent, false, EntryKind::Note, text);
     }
 
+    /// After `step` was not met: why the connection later steps act on can
+    /// no longer carry them, if it cannot. A failed `connect`, `starttls` or
+    /// `authenticate` leaves none (or one in an unknown state); otherwise it
+    /// is gone once the target ended it.
+    pub fn connection_gone(&self, step: &Step) -> Option<String> {
+        match step.action {
+            Action::Connect { .. } => Some("its connection could not be opened".into()),
+            Action::StartTls { .. } => Some("the STARTTLS negotiation did not complete".into()),
+            Action::Open => Some("no new stream could be opened".into()),
+            Action::Authenticate {
+                expect_success: true,
+                ..
+            } => Some("the authenticated connection could not be set up".into()),
+            _ => self
+                .conns
+                .last()
+                .and_then(|c| c.ended.as_ref())
+                .map(|how| format!("the target ended the stream ({how})")),
+        }
+    }
+
     pub fn any_tls(&self) -> bool {
         self.conns.iter().any(|c| c.stream.is_tls())
     }
@@ -109,8 +130,12 @@ impl<'a> Run<'a> {
                 if live.stream.peer_header().is_some() {
                     live.stream.restart().map_err(|e| e.to_string())?;
                 }
-                let seen = live.open(&to, wait).await?;
-                Ok(Outcome::Met(seen))
+                // A target that has closed the connection makes this unmet,
+                // not a harness error.
+                match live.open(&to, wait).await {
+                    Ok(seen) => Ok(Outcome::Met(seen)),
+                    Err(e) => unmet("to open a new stream", e),
+                }
             }
             Action::Send(t) => self.send(t).await,
             Action::SendRaw { text, pad_to } => self.send_raw(text, *pad_to).await,
@@ -295,8 +320,13 @@ impl<'a> Run<'a> {
             }
         };
         let mut live = Live::new(stream, from);
+        let peer = PeerProfile::new("", self.script.peer.negotiation, self.script.peer.cert);
+        live.declares_dialback = peer.advertises_dialback();
         let fact = if header {
-            live.open(&to, wait).await?
+            match live.open(&to, wait).await {
+                Ok(fact) => fact,
+                Err(e) => return unmet("to open a stream", e),
+            }
         } else {
             "connected, no header sent".into()
         };
@@ -425,8 +455,10 @@ impl<'a> Run<'a> {
             Ok(Err(e)) => return unmet("a TLS handshake", e.to_string()),
             Err(_) => return unmet("a TLS handshake", "a timeout"),
         }
-        let seen = live.open(&target, wait).await?;
-        Ok(Outcome::Met(format!("TLS up; {seen}")))
+        match live.open(&target, wait).await {
+            Ok(seen) => Ok(Outcome::Met(format!("TLS up; {seen}"))),
+            Err(e) => unmet("to open a stream over TLS", e),
+        }
     }
 
     async fn authenticate(

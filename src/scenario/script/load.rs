@@ -16,6 +16,7 @@ use crate::oracle::DnsVariant;
 use crate::partner::{Negotiation, PartnerType, Setting};
 use crate::peer::{Authzid, VerifyMode};
 use crate::pki::CertVariant;
+use crate::requirement::{Keyword, Requirement, SourceKind};
 use crate::scenario::CASE_ZONE;
 
 #[derive(Deserialize)]
@@ -25,6 +26,8 @@ struct RawScript {
     title: String,
     refs: Vec<String>,
     level: Level,
+    /// What kind of text the scenario rests on (SPEC §4.6); `protocol` by default.
+    source: Option<SourceKind>,
     #[serde(default)]
     tags: Vec<String>,
     #[serde(default)]
@@ -41,9 +44,10 @@ struct RawScript {
 struct RawPartner {
     #[serde(rename = "type")]
     partner_type: PartnerType,
-    tls: Setting,
-    sasl: Setting,
-    dialback: bool,
+    /// One setting, or every setting under which the scenario holds.
+    tls: OneOrMany<Setting>,
+    sasl: OneOrMany<Setting>,
+    dialback: OneOrMany<bool>,
     #[serde(default)]
     additional_domains: Vec<String>,
     connection_limit: Option<u32>,
@@ -101,16 +105,16 @@ fn srv() -> DnsVariant {
     DnsVariant::Srv
 }
 
-/// One string or several.
+/// One value or several.
 #[derive(Deserialize, Clone)]
 #[serde(untagged)]
-enum OneOrMany {
-    One(String),
-    Many(Vec<String>),
+enum OneOrMany<T = String> {
+    One(T),
+    Many(Vec<T>),
 }
 
-impl OneOrMany {
-    fn list(self) -> Vec<String> {
+impl<T> OneOrMany<T> {
+    fn list(self) -> Vec<T> {
         match self {
             OneOrMany::One(s) => vec![s],
             OneOrMany::Many(v) => v,
@@ -153,6 +157,11 @@ struct RawStep {
     at: Option<String>,
     pad_to: Option<usize>,
     timeout: Option<f64>,
+    // provenance (SPEC §4.6), when the step rests on another text than the scenario
+    keyword: Option<Keyword>,
+    source: Option<SourceKind>,
+    #[serde(rename = "ref")]
+    reference: Option<String>,
     /// Free text for the reader of the file; ignored.
     #[allow(dead_code)]
     note: Option<String>,
@@ -171,9 +180,6 @@ pub fn parse_script(text: &str, file: &str) -> Result<Script, String> {
     })?;
     let top = |msg: String| format!("{file}:1: {msg}");
     check_id(&raw.id).map_err(top)?;
-    if raw.refs.is_empty() {
-        return Err(top("`refs` must cite at least one requirement".into()));
-    }
     let partner = match (raw.stranger, raw.partner) {
         (true, Some(_)) => {
             return Err(top(
@@ -186,19 +192,26 @@ pub fn parse_script(text: &str, file: &str) -> Result<Script, String> {
             ));
         }
         (true, None) => None,
-        (false, Some(p)) => Some(PartnerSpec {
-            partner_type: p.partner_type,
-            negotiation: Negotiation::new(p.tls, p.sasl, p.dialback),
-            additional_domains: p
-                .additional_domains
-                .iter()
-                .map(|d| domain_template(d))
-                .collect::<Result<_, _>>()
-                .map_err(top)?,
-            connection_limit: p.connection_limit,
-            keep_alive: p.keep_alive,
-        }),
+        (false, Some(p)) => {
+            let mut configurations =
+                configurations(p.tls.list(), p.sasl.list(), p.dialback.list()).map_err(top)?;
+            let negotiation = configurations.remove(0);
+            Some(PartnerSpec {
+                partner_type: p.partner_type,
+                negotiation,
+                alternatives: configurations,
+                additional_domains: p
+                    .additional_domains
+                    .iter()
+                    .map(|d| domain_template(d))
+                    .collect::<Result<_, _>>()
+                    .map_err(top)?,
+                connection_limit: p.connection_limit,
+                keep_alive: p.keep_alive,
+            })
+        }
     };
+    let requirement = default_requirement(raw.source, raw.level, &raw.refs).map_err(top)?;
     let p = raw.peer;
     let authzid = match p.authzid.as_deref() {
         None | Some("none") => Authzid::None,
@@ -226,7 +239,7 @@ pub fn parse_script(text: &str, file: &str) -> Result<Script, String> {
     for (n, spanned) in raw.steps.into_iter().enumerate() {
         let line = at_line(spanned.span().start);
         let source = step_source(text, spanned.span());
-        let step = build_step(spanned.into_inner(), line, source)
+        let step = build_step(spanned.into_inner(), line, source, &requirement)
             .map_err(|m| format!("{file}:{line}: step {}: {m}", n + 1))?;
         match &step.action {
             Action::Connect { .. }
@@ -253,6 +266,7 @@ pub fn parse_script(text: &str, file: &str) -> Result<Script, String> {
         title: raw.title,
         refs: raw.refs,
         level: raw.level,
+        requirement,
         tags: raw.tags,
         file: file.to_owned(),
         partner,
@@ -280,15 +294,37 @@ fn step_source(text: &str, span: std::ops::Range<usize>) -> String {
     let body = std::iter::once(first)
         .filter(|l| !l.starts_with('['))
         .chain(lines.map(str::trim).take_while(|l| !l.starts_with('[')));
-    let keys: Vec<&str> = body
-        .filter(|l| !l.is_empty() && !l.starts_with('#') && !l.starts_with("note"))
-        .collect();
+    // A value spread over lines (a list) reads as one key, as if written on one line.
+    let mut keys: Vec<String> = Vec::new();
+    let mut open = 0usize;
+    for l in body.filter(|l| !l.is_empty() && !l.starts_with('#')) {
+        match keys.last_mut() {
+            Some(last) if open > 0 => {
+                last.push(' ');
+                last.push_str(l);
+            }
+            _ => keys.push(l.to_string()),
+        }
+        open = (open + l.matches('[').count()).saturating_sub(l.matches(']').count());
+    }
+    for k in &mut keys {
+        *k = k.replace("[ ", "[").replace(", ]", "]");
+    }
+    keys.retain(|k| !is_annotation(k));
     let joined = keys.join("; ");
     if joined.chars().count() > 200 {
         format!("{}…", joined.chars().take(200).collect::<String>())
     } else {
         joined
     }
+}
+
+/// Keys for the reader or the verdict (`note`, `keyword`, `source`, `ref`),
+/// not what the step does; left out of messages and transcripts so that
+/// citing a step's text changes no transcript.
+fn is_annotation(line: &str) -> bool {
+    let key = line.split('=').next().unwrap_or_default().trim();
+    matches!(key, "note" | "keyword" | "source" | "ref")
 }
 
 /// `<spec>/<section>/<slug>`: three or more segments of `[a-z0-9.-]`.
@@ -379,7 +415,150 @@ fn secs(v: f64, key: &str) -> Result<Duration, String> {
     Ok(Duration::from_secs_f64(v))
 }
 
-fn build_step(r: RawStep, line: usize, source: String) -> Result<Step, String> {
+/// The product of the listed settings in the order written (TLS slowest),
+/// keeping the valid configurations (SPEC §3): `tls = ["optional",
+/// "not-supported"]` with `sasl = ["optional", "not-supported"]` means OO, ON
+/// and NN, since SASL needs TLS.
+fn configurations(
+    tls: Vec<Setting>,
+    sasl: Vec<Setting>,
+    dialback: Vec<bool>,
+) -> Result<Vec<Negotiation>, String> {
+    for (key, n) in [
+        ("tls", tls.len()),
+        ("sasl", sasl.len()),
+        ("dialback", dialback.len()),
+    ] {
+        if n == 0 {
+            return Err(format!("[partner] `{key}` needs at least one value"));
+        }
+    }
+    let mut out: Vec<Negotiation> = Vec::new();
+    for &t in &tls {
+        for &s in &sasl {
+            for &d in &dialback {
+                let n = Negotiation::new(t, s, d);
+                if crate::partner::negotiation_is_valid(n) && !out.contains(&n) {
+                    out.push(n);
+                }
+            }
+        }
+    }
+    if out.is_empty() {
+        return Err(
+            "[partner] lists no valid configuration (SPEC §3: e.g. SASL needs TLS, and some \
+             method must remain)"
+                .into(),
+        );
+    }
+    Ok(out)
+}
+
+/// The scenario's default requirement: its `source`, `level` and first ref.
+/// A protocol requirement must cite an RFC or XEP (SPEC §4.6: a rule resting
+/// on SPEC.md alone is no RFC requirement).
+fn default_requirement(
+    source: Option<SourceKind>,
+    level: Level,
+    refs: &[String],
+) -> Result<Requirement, String> {
+    let Some(first) = refs.first() else {
+        return Err("`refs` must cite at least one requirement".into());
+    };
+    match source.unwrap_or(SourceKind::Protocol) {
+        SourceKind::Protocol => {
+            if !is_protocol_ref(first) {
+                return Err(format!(
+                    "the first ref `{first}` is no RFC or XEP: a rule of SPEC.md needs \
+                     `source = \"configuration\"` or `\"policy\"` (SPEC §4.6)"
+                ));
+            }
+            let keyword = match level {
+                Level::Must => Keyword::Must,
+                Level::Should => Keyword::Should,
+                Level::May => Keyword::May,
+            };
+            Ok(Requirement::protocol(keyword, first.clone()))
+        }
+        kind => {
+            if level != Level::Must {
+                return Err(format!(
+                    "`level = \"{}\"` is for protocol rules; an unmet {kind} rule always counts \
+                     (write `level = \"MUST\"`)",
+                    level.as_str()
+                ));
+            }
+            Ok(Requirement {
+                source: kind,
+                keyword: None,
+                reference: first.clone(),
+            })
+        }
+    }
+}
+
+/// `RFC 6120 §5.4.3.3`, `XEP-0220 §2.4`.
+fn is_protocol_ref(r: &str) -> bool {
+    r.starts_with("RFC ") || r.starts_with("XEP-")
+}
+
+/// A step's own requirement: its `keyword`, `source` and `ref` over the
+/// scenario's default. Naming another keyword or source means another
+/// sentence, so it needs its own `ref`.
+fn step_requirement(r: &RawStep, default: &Requirement) -> Result<Requirement, String> {
+    if r.keyword.is_none() && r.source.is_none() && r.reference.is_none() {
+        return Ok(default.clone());
+    }
+    let Some(reference) = r.reference.clone() else {
+        return Err(
+            "a step with its own `keyword` or `source` needs its own `ref` (the sentence it \
+             rests on)"
+                .into(),
+        );
+    };
+    if reference.trim().is_empty() {
+        return Err("`ref` is empty".into());
+    }
+    let source = r.source.unwrap_or(default.source);
+    match source {
+        SourceKind::Protocol => {
+            if !is_protocol_ref(&reference) {
+                return Err(format!(
+                    "a protocol step cites an RFC or XEP; `{reference}` is neither (SPEC §4.6)"
+                ));
+            }
+            let keyword = match (r.keyword, default.source) {
+                (Some(k), _) => k,
+                (None, SourceKind::Protocol) => default.keyword.unwrap_or(Keyword::Must),
+                (None, _) => {
+                    return Err(
+                        "a protocol step in a non-protocol scenario needs its `keyword`".into(),
+                    );
+                }
+            };
+            Ok(Requirement::protocol(keyword, reference))
+        }
+        kind => {
+            if let Some(k) = r.keyword {
+                return Err(format!(
+                    "`keyword = \"{k}\"` applies to protocol rules, not to a {kind} rule"
+                ));
+            }
+            Ok(Requirement {
+                source: kind,
+                keyword: None,
+                reference,
+            })
+        }
+    }
+}
+
+fn build_step(
+    r: RawStep,
+    line: usize,
+    source: String,
+    default: &Requirement,
+) -> Result<Step, String> {
     let actions = [
         ("connect", r.connect.is_some()),
         ("open", r.open.is_some()),
@@ -434,6 +613,19 @@ fn build_step(r: RawStep, line: usize, source: String) -> Result<Step, String> {
     if let Some((bad, _)) = given.iter().find(|(k, set)| *set && !modifiers.contains(k)) {
         return Err(format!("`{bad}` does not apply to `{action}`"));
     }
+    // Only a step that can be unmet rests on a text.
+    let can_be_unmet = !matches!(action, "send" | "send-raw" | "open" | "close" | "wait");
+    let provenance = [
+        ("keyword", r.keyword.is_some()),
+        ("source", r.source.is_some()),
+        ("ref", r.reference.is_some()),
+    ];
+    if let Some((bad, _)) = provenance.iter().find(|(_, set)| *set && !can_be_unmet) {
+        return Err(format!(
+            "`{bad}` does not apply to `{action}`: it checks nothing, so it cannot be unmet"
+        ));
+    }
+    let requirement = step_requirement(&r, default)?;
     let flag = |v: Option<bool>, key: &str| -> Result<(), String> {
         match v {
             Some(false) => Err(format!("`{key} = false` means nothing; remove the step")),
@@ -590,6 +782,7 @@ fn build_step(r: RawStep, line: usize, source: String) -> Result<Step, String> {
         action,
         timeout,
         source,
+        requirement,
     })
 }
 
@@ -661,4 +854,180 @@ fn collect(root: &Path, dir: &Path, out: &mut Vec<std::path::PathBuf>) -> Result
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::partner::negotiation_is_valid;
+
+    /// Every non-empty list of each setting (in both orders where two):
+    /// the product in order, TLS slowest, keeping exactly the valid rows.
+    #[test]
+    fn configurations_are_the_valid_product_in_the_order_written() {
+        use Setting::*;
+        let settings = [Required, Optional, NotSupported];
+        let mut lists: Vec<Vec<Setting>> = settings.iter().map(|s| vec![*s]).collect();
+        for a in settings {
+            for b in settings.iter().filter(|b| **b != a) {
+                lists.push(vec![a, *b]);
+            }
+        }
+        lists.push(settings.to_vec());
+        let dialbacks = [
+            vec![true],
+            vec![false],
+            vec![true, false],
+            vec![false, true],
+        ];
+        for tls in &lists {
+            for sasl in &lists {
+                for db in &dialbacks {
+                    let mut want = Vec::new();
+                    for t in tls {
+                        for s in sasl {
+                            for d in db {
+                                let n = Negotiation::new(*t, *s, *d);
+                                if negotiation_is_valid(n) {
+                                    want.push(n);
+                                }
+                            }
+                        }
+                    }
+                    match configurations(tls.clone(), sasl.clone(), db.clone()) {
+                        Ok(got) => assert_eq!(got, want, "{tls:?} {sasl:?} {db:?}"),
+                        Err(e) => {
+                            assert!(want.is_empty(), "{tls:?} {sasl:?} {db:?}: {e}");
+                            assert!(e.contains("SPEC §3"), "{e}");
+                        }
+                    }
+                }
+            }
+        }
+        assert!(configurations(vec![], vec![Optional], vec![true]).is_err());
+    }
+
+    const BASE: &str = r#"
+id = "rfc6120/11.1/example"
+title = "t"
+refs = ["RFC 6120 §11.1"]
+level = "MUST"
+
+[partner]
+type = "federated"
+tls = ["optional", "not-supported"]
+sasl = ["optional", "not-supported"]
+dialback = true
+
+[[step]]
+connect = true
+
+[[step]]
+expect-stream-error = "*"
+
+[[step]]
+expect-stream-error = "restricted-xml"
+keyword = "SHOULD"
+ref = "RFC 6120 §11.1"
+"#;
+
+    #[test]
+    fn steps_inherit_or_name_their_requirement() {
+        let s = parse_script(BASE, "x.toml").unwrap();
+        let p = s.partner.as_ref().unwrap();
+        let codes: Vec<String> = p.configurations().map(|n| n.code()).collect();
+        assert_eq!(codes, ["OO1", "ON1", "NN1"]);
+        let must = Requirement::protocol(Keyword::Must, "RFC 6120 §11.1");
+        assert_eq!(s.requirement, must);
+        assert_eq!(s.steps[1].requirement, must);
+        assert_eq!(
+            s.steps[2].requirement,
+            Requirement::protocol(Keyword::Should, "RFC 6120 §11.1")
+        );
+        // The annotation stays out of the step's text (and so of transcripts).
+        assert_eq!(
+            s.steps[2].source,
+            "expect-stream-error = \"restricted-xml\""
+        );
+        let conf = BASE.replace(
+            "keyword = \"SHOULD\"\nref = \"RFC 6120 §11.1\"",
+            "source = \"configuration\"\nref = \"SPEC §4.1\"",
+        );
+        let s = parse_script(&conf, "x.toml").unwrap();
+        assert_eq!(
+            s.steps[2].requirement,
+            Requirement::configuration("SPEC §4.1")
+        );
+    }
+
+    fn fails(text: &str, line: usize, needle: &str) {
+        let e = parse_script(text, "x.toml").unwrap_err();
+        assert!(
+            e.starts_with(&format!("x.toml:{line}:")),
+            "line {line}: {e}"
+        );
+        assert!(e.contains(needle), "`{needle}` in {e}");
+    }
+
+    #[test]
+    fn provenance_errors_name_the_line() {
+        let k = "keyword = \"SHOULD\"\nref = \"RFC 6120 §11.1\"";
+        fails(
+            &BASE.replace(k, "keyword = \"OUGHT\""),
+            21,
+            "unknown variant `OUGHT`",
+        );
+        fails(
+            &BASE.replace(k, "keyword = \"SHOULD\""),
+            19,
+            "needs its own `ref`",
+        );
+        fails(
+            &BASE.replace(k, "keyword = \"SHOULD\"\nref = \"SPEC §4.1\""),
+            19,
+            "is neither",
+        );
+        fails(
+            &BASE.replace(
+                k,
+                "source = \"policy\"\nkeyword = \"SHOULD\"\nref = \"SPEC §4.4\"",
+            ),
+            19,
+            "applies to protocol rules",
+        );
+        fails(
+            &BASE.replace(
+                "connect = true",
+                "connect = true\n\n[[step]]\nsend = \"<a/>\"\nref = \"RFC 1\"",
+            ),
+            16,
+            "cannot be unmet",
+        );
+        // The scenario's default: SPEC alone is no protocol requirement.
+        fails(
+            &BASE.replace("[\"RFC 6120 §11.1\"]", "[\"SPEC §2\"]"),
+            1,
+            "source = \"configuration\"",
+        );
+        let spec = BASE
+            .replace("[\"RFC 6120 §11.1\"]", "[\"SPEC §2\"]")
+            .replace(
+                "level = \"MUST\"",
+                "level = \"SHOULD\"\nsource = \"configuration\"",
+            );
+        fails(&spec, 1, "is for protocol rules");
+        fails(
+            &BASE
+                .replace(
+                    "sasl = [\"optional\", \"not-supported\"]",
+                    "sasl = \"required\"",
+                )
+                .replace(
+                    "tls = [\"optional\", \"not-supported\"]",
+                    "tls = \"not-supported\"",
+                ),
+            1,
+            "no valid configuration",
+        );
+    }
 }
