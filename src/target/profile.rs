@@ -959,37 +959,6 @@ mod tests {
         assert!(na("spec/2/unlisted-subdomain").contains("additional partner domains"));
     }
 
-    /// Issue 11 item 4: on both servers, no scenario is not-applicable for
-    /// want of a local user — the users are provisioned by the profiles.
-    #[test]
-    fn no_scenario_is_not_applicable_for_want_of_a_local_user() {
-        let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-        let cases = crate::scenario::load_all(&root.join("scenarios/matrix.toml")).unwrap();
-        for server in ["prosody", "ejabberd"] {
-            let profile = Profile::named(&root.join("fixtures/targets"), server).unwrap();
-            let accounts = profile.accounts.as_ref().expect("accounts");
-            assert!(accounts.users.iter().any(|u| u == "alice"), "{server}");
-            assert!(profile.ports.contains(&accounts.port), "{server}");
-            let mut needing = 0;
-            for case in &cases {
-                let CaseKind::Script(script) = &case.kind else {
-                    continue;
-                };
-                if needs_local_users(script) {
-                    needing += 1;
-                }
-                if let Decision::NotApplicable(r) =
-                    decide(&profile.capabilities, case, Policy::Lync)
-                {
-                    for word in ["user of the target", "echo user", "local user s2spec"] {
-                        assert!(!r.contains(word), "{server} {}: {r}", case.id);
-                    }
-                }
-            }
-            assert!(needing >= 18, "{server}: {needing}");
-        }
-    }
-
     #[test]
     fn ports_must_name_s2s_and_the_accounts_port() {
         let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/targets");
