@@ -91,7 +91,7 @@ async fn provision_users(
     )
     .await
     {
-        Ok(users) => LocalUsers::Online(users),
+        Ok(users) => LocalUsers::Online(Box::new(users)),
         Err(e) => {
             tracing::warn!(target = server.name(), error = %e, "local users not online");
             LocalUsers::Failed(format!(
@@ -229,13 +229,13 @@ impl Harness {
         Ok(Harness {
             pki,
             dns,
-            target: Target::Managed(Managed {
+            target: Target::Managed(Box::new(Managed {
                 server,
                 stop_signal: profile.stop.signal.clone(),
                 stop_grace: Duration::from_millis(profile.stop.grace_ms),
                 config_reason,
                 users,
-            }),
+            })),
             target_domain: TARGET_DOMAIN.to_string(),
             options,
         })

@@ -25,7 +25,8 @@ pub struct External {
 pub enum Target {
     Reference(RefProxy),
     External(External),
-    Managed(Managed),
+    /// Boxed: a managed server carries far more state than the others.
+    Managed(Box<Managed>),
 }
 
 /// A managed server and how to stop it.
@@ -44,7 +45,7 @@ pub struct Managed {
 pub enum LocalUsers {
     /// No case of the instance addresses a local user: nobody logged in.
     NotNeeded,
-    Online(crate::c2s::Users),
+    Online(Box<crate::c2s::Users>),
     /// Provisioning or logging in failed: the cases that need them say why.
     Failed(String),
 }
