@@ -207,6 +207,7 @@ async fn a_client_logs_in_records_stanzas_and_answers_pings() {
     let session = login(addr, &pki, &alice("secret"), WAIT).await.unwrap();
     assert_eq!(session.jid(), "alice@target.test/s2spec");
     assert_eq!(session.bare(), "alice@target.test");
+    assert_eq!(session.mechanism(), "PLAIN");
     let got = session
         .wait_for(since, WAIT, |e| e.attr("id") == Some("m1"))
         .await

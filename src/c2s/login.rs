@@ -56,6 +56,8 @@ pub(super) struct Bound {
     pub stream: XmppStream,
     pub jid: String,
     pub transcript: Transcript,
+    /// The SASL mechanism that authenticated.
+    pub mechanism: &'static str,
 }
 
 impl Login<'_> {
@@ -76,7 +78,7 @@ impl Login<'_> {
         if self.register {
             self.register(&mut stream).await?;
         }
-        self.authenticate(&mut stream, &features).await?;
+        let mechanism = self.authenticate(&mut stream, &features).await?;
         stream.restart().map_err(|e| read_err("SASL restart", e))?;
         features = self.open(&mut stream, "stream header after SASL").await?;
         if !has(&features, NS_BIND, "bind") {
@@ -114,6 +116,7 @@ impl Login<'_> {
             stream,
             jid,
             transcript,
+            mechanism,
         })
     }
 
@@ -213,11 +216,13 @@ impl Login<'_> {
             .map(|_| ())
     }
 
+    /// SCRAM-SHA-1 where offered, PLAIN (over TLS only) otherwise; returns
+    /// the mechanism used.
     async fn authenticate(
         &self,
         stream: &mut XmppStream,
         features: &Features,
-    ) -> Result<(), C2sError> {
+    ) -> Result<&'static str, C2sError> {
         let offers = |m: &str| features.mechanisms.iter().any(|o| o == m);
         if offers(scram::MECHANISM) {
             let nonce = super::Account::generated("nonce").password;
@@ -250,11 +255,14 @@ impl Login<'_> {
                     }
                 }
             };
-            scram.verify(&server_final).map_err(|e| fail(e.to_string()))
+            scram
+                .verify(&server_final)
+                .map_err(|e| fail(e.to_string()))
+                .map(|()| scram::MECHANISM)
         } else if offers("PLAIN") {
             let payload = format!("\0{}\0{}", self.account.user, self.account.password);
             match self.sasl_round(stream, auth("PLAIN", &payload)).await? {
-                SaslStep::Success(_) => Ok(()),
+                SaslStep::Success(_) => Ok("PLAIN"),
                 SaslStep::Challenge(_) => Err(C2sError::Sasl {
                     mechanism: "PLAIN",
                     detail: "a challenge where PLAIN has none".into(),

@@ -58,6 +58,7 @@ pub struct Session {
     commands: mpsc::Sender<Command>,
     task: JoinHandle<()>,
     transcript: Transcript,
+    mechanism: &'static str,
 }
 
 impl Session {
@@ -77,6 +78,7 @@ impl Session {
             commands,
             task,
             transcript: bound.transcript,
+            mechanism: bound.mechanism,
         })
     }
 
@@ -88,6 +90,11 @@ impl Session {
     /// The bare JID.
     pub fn bare(&self) -> &str {
         self.jid.split('/').next().unwrap_or(&self.jid)
+    }
+
+    /// The SASL mechanism the login used.
+    pub fn mechanism(&self) -> &'static str {
+        self.mechanism
     }
 
     pub fn is_open(&self) -> bool {
@@ -275,7 +282,11 @@ impl Users {
                 resource: RESOURCE,
             };
             let session = Session::login(&login).await?;
-            tracing::info!(jid = session.jid(), "local user online");
+            tracing::info!(
+                jid = session.jid(),
+                mechanism = session.mechanism(),
+                "local user online"
+            );
             sessions.insert(account.user.clone(), (account, Arc::new(session)));
         }
         Ok(Users {
