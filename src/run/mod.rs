@@ -61,6 +61,13 @@ impl Default for Options {
     }
 }
 
+/// The deadline of each wait of a local user's login: a one-time cost per
+/// instance, and a fresh ejabberd's first c2s TLS handshake took more than
+/// the 5 s step deadline on the loaded 2-core machine.
+fn login_wait(options: &Options) -> Duration {
+    options.step.max(Duration::from_secs(20))
+}
+
 /// Creates a managed server's accounts and logs each in over c2s. A failure
 /// is kept as the reason the cases that need a local user give.
 async fn provision_users(
@@ -223,7 +230,7 @@ impl Harness {
                 profile.name
             )),
             (Some(accounts), true) => {
-                provision_users(&server, accounts, pki.root_der(), options.step).await
+                provision_users(&server, accounts, pki.root_der(), login_wait(&options)).await
             }
         };
         Ok(Harness {

@@ -601,6 +601,16 @@ impl<'a> Run<'a> {
             }
         }
         waits.abort_all();
+        // A client that went away saw nothing, which proves nothing.
+        if found.is_none()
+            && let Some(gone) = sessions.iter().find(|s| !s.is_open())
+        {
+            return Err(format!(
+                "the client of {} went offline while waiting ({})",
+                gone.jid(),
+                gone.ended().unwrap_or_default()
+            ));
+        }
         let jids: Vec<&str> = sessions.iter().map(|s| s.bare()).collect();
         let what = format!(
             "the stanza with id '{id}' at the client of {}",
