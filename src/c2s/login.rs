@@ -24,6 +24,14 @@ const NS_REGISTER: &str = "jabber:iq:register";
 const NS_ROSTER: &str = "jabber:iq:roster";
 const NS_STANZAS: &str = "urn:ietf:params:xml:ns:xmpp-stanzas";
 
+/// What the client reads: scenarios send stanzas up to the servers' 256 KiB
+/// limit, and a server adds its own attributes when it delivers them, so
+/// the client (which only observes) takes far more than a peer would.
+const CLIENT_LIMITS: Limits = Limits {
+    max_stanza_bytes: 4 * 1024 * 1024,
+    max_depth: 64,
+};
+
 /// How a profile's accounts come into existence.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "kebab-case")]
@@ -63,7 +71,7 @@ pub(super) struct Bound {
 impl Login<'_> {
     pub(super) async fn run(&self) -> Result<Bound, C2sError> {
         let transcript = Transcript::new();
-        let mut stream = XmppStream::connect(self.addr, Limits::default(), transcript.clone(), 1)
+        let mut stream = XmppStream::connect(self.addr, CLIENT_LIMITS, transcript.clone(), 1)
             .await
             .map_err(|e| C2sError::Connect {
                 addr: self.addr,
