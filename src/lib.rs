@@ -9,6 +9,7 @@
 #[macro_use]
 mod kebab;
 
+pub mod c2s;
 pub mod cli;
 pub mod dialback;
 pub mod dns;

@@ -25,7 +25,7 @@ use crate::scenario::{CASE_ZONE, Case, CaseKind, peer_domain, stranger_domain};
 use crate::stream::Transcript;
 use crate::target::managed::{ManagedServer, Setup};
 use crate::target::profile::{DnsHookup, Group, Profile};
-use crate::target::{External, Managed, OutboundTrigger, Target};
+use crate::target::{External, LocalUsers, Managed, OutboundTrigger, Target};
 use crate::xml::{Element, NS_SERVER};
 use judge::{Observation, expected_of, judge};
 
@@ -58,6 +58,54 @@ impl Default for Options {
             delivery_wait: Duration::from_secs(3),
             case_deadline: Duration::from_secs(30),
             jobs: 64,
+        }
+    }
+}
+
+/// The deadline of each wait of a local user's login: a one-time cost per
+/// instance, and a fresh ejabberd's first c2s TLS handshake took more than
+/// the 5 s step deadline on the loaded 2-core machine.
+fn login_wait(options: &Options) -> Duration {
+    options.step.max(Duration::from_secs(20))
+}
+
+/// Creates a managed server's accounts and logs each in over c2s. A failure
+/// is kept as the reason the cases that need a local user give.
+async fn provision_users(
+    server: &ManagedServer,
+    accounts: &crate::target::profile::Accounts,
+    root: &rustls_pki_types::CertificateDer<'static>,
+    wait: Duration,
+) -> LocalUsers {
+    let Some(addr) = server.port(&accounts.port) else {
+        return LocalUsers::Failed(format!("no port `{}` was allocated", accounts.port));
+    };
+    let trust = match crate::tls::root_store(std::slice::from_ref(root)) {
+        Ok(t) => t,
+        Err(e) => return LocalUsers::Failed(e.to_string()),
+    };
+    let generated = accounts
+        .users
+        .iter()
+        .map(|u| crate::c2s::Account::generated(u))
+        .collect();
+    match crate::c2s::Users::provision(
+        addr,
+        server.domain(),
+        generated,
+        accounts.provision,
+        trust,
+        wait,
+    )
+    .await
+    {
+        Ok(users) => LocalUsers::Online(Box::new(users)),
+        Err(e) => {
+            tracing::warn!(target = server.name(), error = %e, "local users not online");
+            LocalUsers::Failed(format!(
+                "{}'s local users could not log in over c2s at {addr}: {e}",
+                server.name()
+            ))
         }
     }
 }
@@ -148,6 +196,7 @@ impl Harness {
         partners: &[String],
         options: Options,
         keep_logs: Option<std::path::PathBuf>,
+        needs_users: bool,
     ) -> Result<Harness, String> {
         let pki = Arc::new(Pki::new().map_err(|e| format!("PKI: {e}"))?);
         let dns = match profile.dns {
@@ -175,15 +224,26 @@ impl Harness {
             .reason
             .clone()
             .unwrap_or_else(|| format!("{} cannot be handed a configuration", profile.name));
+        let users = match (&profile.accounts, needs_users) {
+            (_, false) => LocalUsers::NotNeeded,
+            (None, true) => LocalUsers::Failed(format!(
+                "the profile of {} lists no `[accounts]`: no local user to observe delivery at",
+                profile.name
+            )),
+            (Some(accounts), true) => {
+                provision_users(&server, accounts, pki.root_der(), login_wait(&options)).await
+            }
+        };
         Ok(Harness {
             pki,
             dns,
-            target: Target::Managed(Managed {
+            target: Target::Managed(Box::new(Managed {
                 server,
                 stop_signal: profile.stop.signal.clone(),
                 stop_grace: Duration::from_millis(profile.stop.grace_ms),
                 config_reason,
-            }),
+                users,
+            })),
             target_domain: TARGET_DOMAIN.to_string(),
             options,
         })

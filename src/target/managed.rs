@@ -11,7 +11,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
-use super::profile::{Group, Profile, ReadinessKind, Scope};
+use super::profile::{Group, Profile, ReadinessKind, S2S_PORT, Scope};
 use crate::oracle::{Policy, expect};
 use crate::report::{CaseResult, Verdict};
 use crate::run::{Harness, Options};
@@ -38,6 +38,8 @@ pub struct Setup<'a> {
 pub struct ManagedServer {
     name: String,
     addr: SocketAddr,
+    /// Every named port (`s2s` is `addr`).
+    ports: BTreeMap<String, SocketAddr>,
     domain: String,
     group: Group,
     guard: ChildGuard,
@@ -74,7 +76,11 @@ impl ManagedServer {
         let cert_file = write("target.crt", setup.chain_pem)?;
         let key_file = write("target.key", setup.key_pem)?;
         let ca_file = write("ca.pem", setup.ca_pem)?;
-        let port = free_port()?;
+        let ports = free_ports(&profile.ports)?;
+        let port = ports
+            .get(S2S_PORT)
+            .copied()
+            .ok_or("the profile names no s2s port")?;
         let template = std::fs::read_to_string(profile.template_path())
             .map_err(|e| io_err(&profile.template_path(), e))?;
         let mut values = profile.values.clone();
@@ -108,6 +114,7 @@ impl ManagedServer {
             ("cert_file", path_str(&cert_file)),
             ("key_file", path_str(&key_file)),
             ("ca_file", path_str(&ca_file)),
+            // The older spelling of `{{port_s2s}}`.
             ("s2s_port", port.to_string()),
             (
                 "dns_forward",
@@ -137,6 +144,9 @@ impl ManagedServer {
             ),
         ] {
             values.insert(k.to_string(), v);
+        }
+        for (name, p) in &ports {
+            values.insert(format!("port_{name}"), p.to_string());
         }
         // Settings may use the values too (`{{partners}}`).
         let settings = settings
@@ -174,6 +184,10 @@ impl ManagedServer {
         Ok(ManagedServer {
             name: profile.name.clone(),
             addr,
+            ports: ports
+                .into_iter()
+                .map(|(n, p)| (n, SocketAddr::from((Ipv4Addr::LOCALHOST, p))))
+                .collect(),
             domain: setup.domain.to_string(),
             group,
             guard,
@@ -190,6 +204,11 @@ impl ManagedServer {
 
     pub fn domain(&self) -> &str {
         &self.domain
+    }
+
+    /// The address of a named port of the profile (`c2s`, ...).
+    pub fn port(&self, name: &str) -> Option<SocketAddr> {
+        self.ports.get(name).copied()
     }
 
     pub fn group(&self) -> Group {
@@ -404,13 +423,22 @@ fn fresh_dir(name: &str) -> Result<PathBuf, String> {
     Ok(dir)
 }
 
-/// A loopback port that was free a moment ago.
-fn free_port() -> Result<u16, String> {
-    let l = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
-        .map_err(|e| format!("no free loopback port: {e}"))?;
-    l.local_addr()
-        .map(|a| a.port())
-        .map_err(|e| format!("no free loopback port: {e}"))
+/// One loopback port per name, each free a moment ago; the listeners are
+/// held until all are chosen, so the ports differ.
+fn free_ports(names: &[String]) -> Result<BTreeMap<String, u16>, String> {
+    let mut held = Vec::new();
+    let mut ports = BTreeMap::new();
+    for name in names {
+        let l = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
+            .map_err(|e| format!("no free loopback port for `{name}`: {e}"))?;
+        let port = l
+            .local_addr()
+            .map(|a| a.port())
+            .map_err(|e| format!("no free loopback port for `{name}`: {e}"))?;
+        held.push(l);
+        ports.insert(name.clone(), port);
+    }
+    Ok(ports)
 }
 
 /// Where a managed run's server logs go, and how it behaves.
@@ -443,12 +471,17 @@ pub async fn run_managed(
     }
     for (group, cases) in plan.groups {
         let partners = partner_domains(&cases);
+        let needs_users = cases.iter().any(|c| match &c.kind {
+            CaseKind::Script(s) => super::profile::needs_local_users(s),
+            _ => false,
+        });
         let harness = Harness::start_managed(
             profile,
             group,
             &partners,
             options.clone(),
             managed.keep_logs.clone(),
+            needs_users,
         )
         .await
         .map_err(|e| format!("{} ({group}): {e}", profile.name))?;

@@ -25,7 +25,8 @@ pub struct External {
 pub enum Target {
     Reference(RefProxy),
     External(External),
-    Managed(Managed),
+    /// Boxed: a managed server carries far more state than the others.
+    Managed(Box<Managed>),
 }
 
 /// A managed server and how to stop it.
@@ -35,6 +36,18 @@ pub struct Managed {
     pub stop_grace: std::time::Duration,
     /// Why the server cannot be handed a configuration to validate.
     pub config_reason: String,
+    /// Its local users, logged in as clients.
+    pub users: LocalUsers,
+}
+
+/// A managed server's local users as clients of it (SPEC: delivery to a
+/// local user is observed at that user's client).
+pub enum LocalUsers {
+    /// No case of the instance addresses a local user: nobody logged in.
+    NotNeeded,
+    Online(Box<crate::c2s::Users>),
+    /// Provisioning or logging in failed: the cases that need them say why.
+    Failed(String),
 }
 
 /// How the harness makes a target open its own outbound stream to a peer.
@@ -123,11 +136,31 @@ impl Target {
         }
     }
 
+    /// Where a delivery to a local user is observed: `None` at the peer's
+    /// server (the reference target's echo user answers the sender);
+    /// `Some` at the local users' own clients (a managed server), or why
+    /// they are not online.
+    pub fn local_users(&self) -> Option<Result<&crate::c2s::Users, &str>> {
+        match self {
+            Target::Reference(_) | Target::External(_) => None,
+            Target::Managed(m) => Some(match &m.users {
+                LocalUsers::Online(u) => Ok(u),
+                LocalUsers::Failed(why) => Err(why),
+                LocalUsers::NotNeeded => Err("no local user was logged in for this instance"),
+            }),
+        }
+    }
+
     pub async fn shutdown(self) {
         match self {
             Target::Reference(p) => p.shutdown().await,
             Target::External(_) => {}
-            Target::Managed(m) => m.server.shutdown(&m.stop_signal, m.stop_grace).await,
+            Target::Managed(m) => {
+                if let LocalUsers::Online(users) = &m.users {
+                    users.shutdown().await;
+                }
+                m.server.shutdown(&m.stop_signal, m.stop_grace).await
+            }
         }
     }
 }

@@ -13,7 +13,7 @@ use crate::oracle::{
     Direction, DnsVariant, Pairing, Policy, certificate_defect, optional_identity,
 };
 use crate::partner::{Method, Negotiation, PartnerType, Setting, methods};
-use crate::scenario::script::{Action, Script, Step};
+use crate::scenario::script::{Action, Script};
 use crate::scenario::{Case, CaseKind};
 
 /// A managed target's profile, as read from its TOML file.
@@ -62,10 +62,36 @@ pub struct Profile {
     /// Fixed template values.
     #[serde(default)]
     pub values: BTreeMap<String, String>,
+    /// The loopback ports the server listens on, by name: each gets a free
+    /// port, written `{{port_<name>}}` in templates. `s2s` is required (the
+    /// port cases connect to; also `{{s2s_port}}`).
+    #[serde(default = "default_ports")]
+    pub ports: Vec<String>,
+    /// Local users s2spec creates and plays as clients over c2s.
+    pub accounts: Option<Accounts>,
     pub capabilities: Capabilities,
     /// Where the profile was read from (templates are relative to it).
     #[serde(skip)]
     pub dir: PathBuf,
+}
+
+fn default_ports() -> Vec<String> {
+    vec![S2S_PORT.into()]
+}
+
+/// The name of the port server-to-server streams use.
+pub const S2S_PORT: &str = "s2s";
+
+/// The local users of a managed server, as data.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct Accounts {
+    /// Local parts (`alice` is `alice@{target}`); passwords are generated per instance.
+    pub users: Vec<String>,
+    /// How they are created.
+    pub provision: crate::c2s::Provision,
+    /// The named port (from `ports`) clients connect to.
+    pub port: String,
 }
 
 fn default_module_format() -> String {
@@ -218,12 +244,46 @@ impl Profile {
         if profile.command.is_empty() {
             return Err(format!("{}: `command` is empty", path.display()));
         }
+        profile
+            .check_ports()
+            .map_err(|e| format!("{}: {e}", path.display()))?;
         Ok(profile)
     }
 
     /// The profile of a named server under `dir` (`fixtures/targets`).
     pub fn named(dir: &Path, name: &str) -> Result<Profile, String> {
         Profile::load(&dir.join(format!("{name}.toml")))
+    }
+
+    /// `ports` names `s2s` once, every name is a plain word, and the
+    /// accounts' port is one of them.
+    fn check_ports(&self) -> Result<(), String> {
+        if !self.ports.iter().any(|p| p == S2S_PORT) {
+            return Err(format!("`ports` must name \"{S2S_PORT}\""));
+        }
+        for (i, p) in self.ports.iter().enumerate() {
+            if p.is_empty() || !p.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+                return Err(format!(
+                    "`ports`: {p:?} is not a plain name (letters, digits, _)"
+                ));
+            }
+            if self.ports[..i].contains(p) {
+                return Err(format!("`ports`: {p:?} is named twice"));
+            }
+        }
+        if let Some(a) = &self.accounts {
+            if !self.ports.contains(&a.port) {
+                return Err(format!(
+                    "`accounts.port` = {:?} is not among `ports` ({})",
+                    a.port,
+                    self.ports.join(", ")
+                ));
+            }
+            if a.users.is_empty() {
+                return Err("`accounts.users` is empty".into());
+            }
+        }
+        Ok(())
     }
 
     pub fn template_path(&self) -> PathBuf {
@@ -561,8 +621,10 @@ fn stranger(caps: &Capabilities, peer: Negotiation, policy: Policy) -> Decision 
 }
 
 /// A scripted scenario runs when its partner entry is a plain federated
-/// partner the server can express and no step relies on the reference
-/// target's own users (the echo user that proves delivery).
+/// partner the server can express. Steps that address the target's local
+/// users run too: a managed server's own users (profile `[accounts]`) are
+/// logged in as clients and observe delivery where the reference target's
+/// echo user does it at the peer's server.
 fn decide_script(caps: &Capabilities, script: &Script, policy: Policy) -> Decision {
     let na = Decision::NotApplicable;
     let Some(partner) = &script.partner else {
@@ -571,6 +633,16 @@ fn decide_script(caps: &Capabilities, script: &Script, policy: Policy) -> Decisi
     if partner.partner_type != PartnerType::Federated {
         return na(format!(
             "the scenario needs partner type `{}` (SPEC §7); the server has no partner types",
+            partner.partner_type
+        ));
+    }
+    // What a federated partner's users may do without the local user's
+    // approval (SPEC §7) is partner-type behaviour too: a server without
+    // partner types leaves it to the user, so the scenario says nothing about it.
+    if script.tags.iter().any(|t| t == PARTNER_TYPE_TAG) {
+        return na(format!(
+            "the scenario tests what partner type `{}` allows without the local user's \
+             approval (SPEC §7); the server has no partner types",
             partner.partner_type
         ));
     }
@@ -593,11 +665,20 @@ fn decide_script(caps: &Capabilities, script: &Script, policy: Policy) -> Decisi
     if script.peer.dns == DnsVariant::ProxyFqdn && caps.proxy_fqdn.scope == Scope::None {
         return na(caps.proxy_fqdn.why_not("a proxy FQDN"));
     }
-    if let Some(step) = script.steps.iter().find(|s| relies_on_local_users(s)) {
+    // A further peer domain that is no partner must be refused (SPEC §2):
+    // only a server with a partner allowlist can.
+    let non_partner = script
+        .peer
+        .domains
+        .iter()
+        .find(|d| !partner.additional_domains.contains(d));
+    if let Some(d) = non_partner
+        && caps.partner_allowlist.scope == Scope::None
+    {
         return na(format!(
-            "step at {}:{} (`{}`) relies on a user of the target (the reference target's echo \
-             user proves delivery); a managed server has no user s2spec can observe",
-            script.file, step.line, step.source
+            "the scenario relies on refusing `{}`, a domain that is no partner: {}",
+            d.source,
+            caps.partner_allowlist.why_not("a partner allowlist")
         ));
     }
     choose_configuration(caps, partner.configurations(), policy)
@@ -626,9 +707,15 @@ fn choose_configuration(
     })
 }
 
-/// Delivery checks and stanzas addressed to `user@{target}`.
-fn relies_on_local_users(step: &Step) -> bool {
-    matches!(step.action, Action::ExpectDelivery { .. }) || step.source.contains("@{target}")
+/// The tag of scenarios about partner-type rules (SPEC §7).
+const PARTNER_TYPE_TAG: &str = "partner-type";
+
+/// Whether a scenario addresses the target's local users (delivery checks,
+/// stanzas to `user@{target}`): a managed target then logs its users in.
+pub fn needs_local_users(script: &Script) -> bool {
+    script.steps.iter().any(|step| {
+        matches!(step.action, Action::ExpectDelivery { .. }) || step.source.contains("@{target}")
+    })
 }
 
 /// Cases split into groups (in a stable order) and not-applicable ones.
@@ -1047,8 +1134,8 @@ mod tests {
     }
 
     /// Scenarios: plain federated partners run in the group of their
-    /// configuration; partner types, per-partner extras and steps that need
-    /// the reference target's users are not-applicable, each with its reason.
+    /// configuration, those addressing local users too; partner types and
+    /// per-partner extras are not-applicable, each with its reason.
     #[test]
     fn scenarios_run_unless_they_need_what_a_managed_server_lacks() {
         let root = Path::new(env!("CARGO_MANIFEST_DIR"));
@@ -1068,8 +1155,14 @@ mod tests {
             decision("rfc6120/11.1/restricted-xml-comment"),
             Decision::Run(express(&caps, n("OO1"), Policy::Lync).unwrap())
         );
-        assert!(na("xep0178/3/external-no-authzid").contains("alice@{target}"));
+        assert_eq!(
+            decision("xep0178/3/external-no-authzid"),
+            Decision::Run(express(&caps, n("OO0"), Policy::Lync).unwrap())
+        );
         assert!(na("spec/7/public-verified-subscription").contains("partner type"));
+        assert!(na("spec/7/federated-subscription").contains("without the local user's approval"));
+        // Prosody has no allowlist to refuse the second, non-partner domain.
+        assert!(na("spec/2/dialback-non-partner").contains("no partner"));
         assert!(na("spec/2/connection-limit").contains("connection limit"));
         assert!(na("spec/2/unlisted-subdomain").contains("additional partner domains"));
     }
@@ -1097,5 +1190,20 @@ mod tests {
         };
         let entry = s.partner_entry("target.test", None).unwrap();
         assert!(entry.contains("sasl = \"not-supported\""), "{entry}");
+    }
+
+    #[test]
+    fn ports_must_name_s2s_and_the_accounts_port() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/targets");
+        let mut p = Profile::named(&dir, "prosody").unwrap();
+        assert!(p.check_ports().is_ok());
+        p.ports = vec!["c2s".into()];
+        assert!(p.check_ports().unwrap_err().contains("s2s"));
+        p.ports = vec!["s2s".into(), "s2s".into()];
+        assert!(p.check_ports().unwrap_err().contains("twice"));
+        p.ports = vec!["s2s".into(), "c-2s".into()];
+        assert!(p.check_ports().unwrap_err().contains("plain name"));
+        p.ports = vec!["s2s".into()];
+        assert!(p.check_ports().unwrap_err().contains("accounts.port"));
     }
 }

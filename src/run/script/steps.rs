@@ -46,6 +46,9 @@ pub(super) struct Run<'a> {
     /// Connections in the order they were opened; steps act on the last.
     conns: Vec<Live>,
     captures: Captures,
+    /// When the scenario began: what a shared local-user client received
+    /// before belongs to other scenarios.
+    started: tokio::time::Instant,
 }
 
 impl<'a> Run<'a> {
@@ -56,6 +59,7 @@ impl<'a> Run<'a> {
             peers,
             conns: Vec::new(),
             captures: Captures::new(),
+            started: tokio::time::Instant::now(),
         }
     }
 
@@ -455,9 +459,11 @@ impl<'a> Run<'a> {
             Ok(Err(e)) => return unmet("a TLS handshake", e.to_string()),
             Err(_) => return unmet("a TLS handshake", "a timeout"),
         }
+        // The target may close right after the handshake: that is its
+        // answer (graded), not trouble of the harness.
         match live.open(&target, wait).await {
             Ok(seen) => Ok(Outcome::Met(format!("TLS up; {seen}"))),
-            Err(e) => unmet("to open a stream over TLS", e),
+            Err(e) => unmet("a stream header sent over TLS", e),
         }
     }
 
@@ -552,13 +558,19 @@ impl<'a> Run<'a> {
         step: &Step,
     ) -> Result<Outcome, String> {
         let id = id.render(|p| self.fill(p, false))?;
+        let wait = step.timeout.unwrap_or(self.harness.options.delivery_wait);
+        // The one hook between the two ways of observing delivery: a managed
+        // server's own users see it at their clients.
+        if let Some(users) = self.harness.target.local_users() {
+            let users = users.map_err(str::to_owned)?;
+            return self.delivery_at_clients(users, id, delivered, wait).await;
+        }
         let at = self.peers.domain_of(at)?;
         let entry = self
             .peers
             .entries
             .get(&at)
             .ok_or_else(|| format!("no peer server for {at}: list it in [peer] domains"))?;
-        let wait = step.timeout.unwrap_or(self.harness.options.delivery_wait);
         // The echo (or any non-error stanza with the id) proves delivery;
         // an error reply with the id proves the opposite.
         let found = entry
@@ -582,6 +594,88 @@ impl<'a> Run<'a> {
                 format!("nothing within {wait:?}{}", received(entry, &at)),
             ),
             (None, false) => Ok(Outcome::Met(format!("not delivered within {wait:?}"))),
+        }
+    }
+
+    /// Delivery seen at the local users' clients: a non-error stanza with
+    /// the id, from this scenario's peer (or a sub-domain of it, or with no
+    /// `from`), since the scenario began.
+    async fn delivery_at_clients(
+        &mut self,
+        users: &crate::c2s::Users,
+        id: String,
+        delivered: bool,
+        wait: Duration,
+    ) -> Result<Outcome, String> {
+        let sessions = users.online().await.map_err(|e| e.to_string())?;
+        let peer = self.peers.domain.clone();
+        let mut waits = tokio::task::JoinSet::new();
+        for session in &sessions {
+            let (session, id, peer, since) =
+                (session.clone(), id.clone(), peer.clone(), self.started);
+            waits.spawn(async move {
+                let fits = |e: &Element| {
+                    e.attr("id") == Some(id.as_str())
+                        && e.attr("type") != Some("error")
+                        && e.attr("from").is_none_or(|f| from_domain(f, &peer))
+                };
+                let got = session.wait_for(since, wait, fits).await;
+                got.map(|r| (session.jid().to_string(), r.xml))
+            });
+        }
+        let mut found = None;
+        while let Some(joined) = waits.join_next().await {
+            if let Ok(Some(hit)) = joined {
+                found = Some(hit);
+                break;
+            }
+        }
+        waits.abort_all();
+        // A client that went away saw nothing, which proves nothing.
+        if found.is_none()
+            && let Some(gone) = sessions.iter().find(|s| !s.is_open())
+        {
+            return Err(format!(
+                "the client of {} went offline while waiting ({})",
+                gone.jid(),
+                gone.ended().unwrap_or_default()
+            ));
+        }
+        let jids: Vec<&str> = sessions.iter().map(|s| s.bare()).collect();
+        let what = format!(
+            "the stanza with id '{id}' at the client of {}",
+            jids.join(" or ")
+        );
+        match (found, delivered) {
+            (Some((jid, xml)), true) => {
+                self.note(format!("{jid} received {xml}"));
+                Ok(Outcome::Met(format!("delivered to {jid}: {xml}")))
+            }
+            (Some((jid, xml)), false) => {
+                self.note(format!("{jid} received {xml}"));
+                unmet(
+                    format!("no delivery of {what}"),
+                    format!("{jid} received {xml}"),
+                )
+            }
+            (None, true) => {
+                let seen: Vec<String> = sessions
+                    .iter()
+                    .flat_map(|s| s.received_since(self.started))
+                    .map(|r| r.xml)
+                    .collect();
+                let tail = seen.len().saturating_sub(4);
+                let seen = if seen.is_empty() {
+                    "; the clients received nothing".to_string()
+                } else {
+                    format!("; the clients received: {}", seen[tail..].join(" "))
+                };
+                unmet(what, format!("nothing within {wait:?}{seen}"))
+            }
+            (None, false) => Ok(Outcome::Met(format!(
+                "not delivered to {} within {wait:?}",
+                jids.join(" or ")
+            ))),
         }
     }
 
@@ -629,6 +723,13 @@ impl<'a> Run<'a> {
             ),
         }
     }
+}
+
+/// Whether the JID `jid` is of `domain` or a sub-domain of it.
+fn from_domain(jid: &str, domain: &str) -> bool {
+    let host = jid.split('/').next().unwrap_or(jid);
+    let host = host.rsplit('@').next().unwrap_or(host).to_ascii_lowercase();
+    host == domain || host.ends_with(&format!(".{domain}"))
 }
 
 /// The `expect-stream-error` value that accepts every condition.
