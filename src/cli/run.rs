@@ -81,6 +81,11 @@ pub struct Args {
     /// when missing); any difference fails the run: "no behaviour change".
     #[arg(long, value_name = "DIR")]
     snapshots: Option<PathBuf>,
+    /// Which cases keep their transcript in report.json and the other
+    /// reports: all, failing (non-strict, fail, error) or none. --snapshots
+    /// compares the full transcripts before they are left out.
+    #[arg(long, value_name = "WHICH", default_value = "failing", value_parser = parse_transcripts)]
+    transcripts: report::Transcripts,
     /// With --snapshots: overwrite differing snapshots instead of failing.
     #[arg(long, requires = "snapshots")]
     update_snapshots: bool,
@@ -109,6 +114,10 @@ pub struct Args {
 }
 
 fn parse_fault(s: &str) -> Result<Fault, String> {
+    s.parse()
+}
+
+fn parse_transcripts(s: &str) -> Result<report::Transcripts, String> {
     s.parse()
 }
 
@@ -235,8 +244,20 @@ fn run_inner(args: Args) -> Result<u8, String> {
         started: started_at,
         finished: now_rfc3339(),
         duration_ms: started.elapsed().as_millis() as u64,
+        transcripts: None,
+        selection: Some(report::Selection {
+            filter: args.filter.clone(),
+            skip: args.skip.clone(),
+            partition: args.partition.map(|(k, n)| report::Partition { k, n }),
+        }),
     };
-    let report = Report::new(run, results);
+    let mut report = Report::new(run, results);
+    // Snapshots need every transcript; compare them before any is left out.
+    let drifted = match &args.snapshots {
+        Some(dir) => compare_snapshots(&report, dir, args.update_snapshots)?,
+        None => 0,
+    };
+    report.keep_transcripts(args.transcripts);
     if let Some(version) = profile.as_ref().and_then(|p| p.version()) {
         let path = report_dir.join("VERSION");
         std::fs::create_dir_all(&report_dir)
@@ -263,10 +284,6 @@ fn run_inner(args: Args) -> Result<u8, String> {
         markdown.display(),
         html.display()
     ));
-    let drifted = match &args.snapshots {
-        Some(dir) => compare_snapshots(&report, dir, args.update_snapshots)?,
-        None => 0,
-    };
     let s = &report.summary;
     Ok(if s.error > 0 {
         exit::TROUBLE

@@ -59,7 +59,7 @@ pub fn junit_report(report: &Report) -> quick_junit::Report {
         suite.set_time(Duration::from_millis(
             cases.iter().map(|c| c.duration_ms).sum(),
         ));
-        suite.add_test_cases(cases.into_iter().map(|c| test_case(c, group)));
+        suite.add_test_cases(cases.into_iter().map(|c| test_case(report, c, group)));
         out.add_test_suite(suite);
     }
     out
@@ -87,10 +87,13 @@ fn run_properties(report: &Report) -> Vec<Property> {
     if !run.faults.is_empty() {
         props.push(Property::new("faults", run.faults.join(",")));
     }
+    if let Some(mode) = run.transcripts {
+        props.push(Property::new("transcripts", mode.as_str()));
+    }
     props
 }
 
-fn test_case(case: &CaseResult, group: &str) -> TestCase {
+fn test_case(report: &Report, case: &CaseResult, group: &str) -> TestCase {
     let status = match case.verdict {
         Verdict::Pass | Verdict::NonStrict => TestCaseStatus::success(),
         Verdict::NotApplicable => {
@@ -114,7 +117,7 @@ fn test_case(case: &CaseResult, group: &str) -> TestCase {
             let mut s = TestCaseStatus::non_success(kind);
             s.set_message(xml_safe(first_line(case, case.verdict.as_str())));
             s.set_type(case.verdict.as_str());
-            s.set_description(xml_safe(&failure_body(case)));
+            s.set_description(xml_safe(&failure_body(report, case)));
             s
         }
     };
@@ -141,7 +144,7 @@ fn first_line<'a>(case: &'a CaseResult, fallback: &'a str) -> &'a str {
 }
 
 /// Everything a reader of a CI page needs to understand a failure.
-fn failure_body(case: &CaseResult) -> String {
+fn failure_body(report: &Report, case: &CaseResult) -> String {
     let mut b = String::new();
     let _ = writeln!(b, "{}: {}", case.verdict, case.description);
     if !case.messages.is_empty() {
@@ -168,7 +171,9 @@ fn failure_body(case: &CaseResult) -> String {
         }
     }
     let t = &case.transcript;
-    if !t.is_empty() {
+    if t.is_empty() {
+        let _ = writeln!(b, "\n{}", report.no_transcript_note(case));
+    } else {
         let start = t.len().saturating_sub(TRANSCRIPT_TAIL);
         if start > 0 {
             let _ = writeln!(

@@ -546,7 +546,8 @@ impl Html<'_> {
         }
         let t = &c.transcript;
         if t.is_empty() {
-            self.w("<p class=\"muted\">No transcript.</p>\n");
+            let note = self.report.no_transcript_note(c);
+            let _ = writeln!(self.out, "<p class=\"muted\">{}</p>", text(&note));
         } else {
             let _ = write!(
                 self.out,

@@ -303,7 +303,8 @@ fn problems(out: &mut String, report: &Report, layout: &Layout) {
             plural(idx.len(), "case")
         );
         for i in idx {
-            problem(out, &report.cases[i], &layout.anchors[i]);
+            let c = &report.cases[i];
+            problem(out, c, &layout.anchors[i], &report.no_transcript_note(c));
         }
     }
     if !any {
@@ -311,7 +312,8 @@ fn problems(out: &mut String, report: &Report, layout: &Layout) {
     }
 }
 
-fn problem(out: &mut String, c: &CaseResult, anchor: &str) {
+/// `no_transcript` is what stands in for an empty transcript.
+fn problem(out: &mut String, c: &CaseResult, anchor: &str, no_transcript: &str) {
     let _ = writeln!(
         out,
         "<a id=\"{anchor}\"></a>\n\n#### {} {}: {}\n",
@@ -372,7 +374,8 @@ fn problem(out: &mut String, c: &CaseResult, anchor: &str) {
     }
     out.push('\n');
     if c.transcript.is_empty() {
-        out.push_str("No transcript.\n\n");
+        // Our own sentence, not peer data: no escaping needed.
+        let _ = writeln!(out, "{no_transcript}\n");
     } else {
         let _ = writeln!(out, "Transcript ({} lines):\n", c.transcript.len());
         let mut body = String::new();
