@@ -13,6 +13,7 @@ pub mod cli;
 pub mod dialback;
 pub mod dns;
 pub mod features;
+pub mod gate;
 pub mod oracle;
 pub mod partner;
 pub mod peer;

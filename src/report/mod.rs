@@ -6,12 +6,14 @@ use serde::{Deserialize, Serialize};
 use crate::requirement::Deviation;
 use crate::stream::Entry;
 
+mod baseline;
 mod human;
 mod json;
 mod junit;
 mod snapshot;
 mod table;
 
+pub use baseline::{BaselineOutcome, FixedEntry, GateCase, KnownCase};
 pub use human::{case_anchor, html_string, markdown_string, write_html, write_markdown};
 pub use json::{json_bytes, read_json, write_json};
 pub use junit::{
@@ -214,6 +216,10 @@ pub struct Report {
     pub run: RunInfo,
     pub summary: Summary,
     pub cases: Vec<CaseResult>,
+    /// The run measured against a baseline of known deviations
+    /// (`--baseline`); absent otherwise and in older reports.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub baseline: Option<BaselineOutcome>,
 }
 
 impl Report {
@@ -224,6 +230,7 @@ impl Report {
             summary: Summary::of(&cases),
             run,
             cases,
+            baseline: None,
         }
     }
 
