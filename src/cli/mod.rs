@@ -5,10 +5,13 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod baseline;
 mod certs;
+mod diff;
 mod dns;
 mod list;
 mod matrix;
+mod merge;
 mod run;
 mod serve;
 mod service;
@@ -37,6 +40,8 @@ struct Cli {
     command: Command,
 }
 
+// Parsed once per process: the size of the largest variant does not matter.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Run the conformance cases against a target and write the reports (the main job).
@@ -49,6 +54,12 @@ enum Command {
     Matrix(matrix::Args),
     /// Mint a CA, an intermediate CA and certificate variants for domains.
     Certs(certs::Args),
+    /// Write a baseline of known deviations from a report.json.
+    Baseline(baseline::Args),
+    /// Compare two report.json files: new failures, fixed cases, changes.
+    Diff(diff::Args),
+    /// Merge the report.json files of a sharded (--partition) run.
+    Merge(merge::Args),
     /// Serve a mock DNS zone until interrupted.
     Dns(dns::Args),
     /// Run the reference federation proxy until interrupted.
@@ -71,6 +82,9 @@ pub fn main() -> ExitCode {
         Command::Validate(args) => validate::run(args),
         Command::Matrix(args) => matrix::run(args),
         Command::Certs(args) => certs::run(args),
+        Command::Baseline(args) => baseline::run(args),
+        Command::Diff(args) => diff::run(args),
+        Command::Merge(args) => merge::run(args),
         Command::Dns(args) => dns::run(args),
         Command::Serve(args) => serve::run(args),
     };

@@ -200,6 +200,11 @@ impl Baseline {
 
     /// Refuses a report of another target or policy than the baseline names.
     pub fn check_run(&self, report: &Report, file: &str) -> Result<(), BaselineError> {
+        self.check(&report.run.target, &report.run.policy, file)
+    }
+
+    /// Refuses a run of another target or policy than the baseline names.
+    pub fn check(&self, target: &str, policy: &str, file: &str) -> Result<(), BaselineError> {
         let mismatch = |line: usize, what: &str, ours: &str, theirs: &str| BaselineError {
             file: file.to_string(),
             line,
@@ -207,14 +212,14 @@ impl Baseline {
             message: format!("the baseline is for {what} `{ours}`, the run's is `{theirs}`"),
         };
         if let Some(t) = &self.target
-            && *t != report.run.target
+            && t != target
         {
-            return Err(mismatch(self.target_line, "target", t, &report.run.target));
+            return Err(mismatch(self.target_line, "target", t, target));
         }
         if let Some(p) = &self.policy
-            && *p != report.run.policy
+            && p != policy
         {
-            return Err(mismatch(self.policy_line, "policy", p, &report.run.policy));
+            return Err(mismatch(self.policy_line, "policy", p, policy));
         }
         Ok(())
     }

@@ -87,3 +87,66 @@ pub struct FixedEntry {
     /// How many cases of the run the entry matches (all of them pass).
     pub cases: usize,
 }
+
+impl BaselineOutcome {
+    /// The known deviation recorded for case `id`, if any.
+    pub fn known_case(&self, id: &str) -> Option<&KnownCase> {
+        self.known.iter().find(|k| k.id == id)
+    }
+
+    /// A few lines for the end of a run: counts, then every new, changed
+    /// and fixed entry, then whether the gate holds.
+    pub fn text(&self) -> String {
+        use std::fmt::Write as _;
+        let gating = self.new.iter().filter(|c| c.gating).count();
+        let mut out = format!(
+            "baseline {}: {} known deviation(s), {} new or worse, {} changed, {} fixed\n",
+            self.file,
+            self.known.len(),
+            gating,
+            self.changed.len(),
+            self.fixed.len()
+        );
+        for c in &self.new {
+            let label = match (c.gating, c.baseline_verdict) {
+                (false, _) => "new (not gating)",
+                (true, None) => "new",
+                (true, Some(_)) => "worse",
+            };
+            let _ = writeln!(out, "  {label}: {} {}{}", c.verdict, c.id, was(c));
+            if !c.message.is_empty() {
+                let _ = writeln!(out, "      {}", c.message);
+            }
+        }
+        for c in &self.changed {
+            let _ = writeln!(out, "  changed: {} {}{}", c.verdict, c.id, was(c));
+        }
+        for f in &self.fixed {
+            let _ = writeln!(
+                out,
+                "  fixed: {} (line {}, {}): its {} case(s) pass; remove the entry",
+                f.entry, f.line, f.verdict, f.cases
+            );
+        }
+        let _ = writeln!(
+            out,
+            "gate: {}",
+            if self.passes() {
+                "holds (nothing new or worse)"
+            } else if !self.holds() {
+                "FAILED (new or worse cases)"
+            } else {
+                "FAILED (--baseline-strict: fixed or changed entries; prune the baseline)"
+            }
+        );
+        out
+    }
+}
+
+/// `(baseline: VERDICT, line N)` for a case an entry covers.
+pub(crate) fn was(c: &GateCase) -> String {
+    match (c.baseline_verdict, c.line) {
+        (Some(v), Some(l)) => format!(" (baseline: {v}, line {l})"),
+        _ => String::new(),
+    }
+}
