@@ -10,6 +10,7 @@ mod certs;
 mod diff;
 mod dns;
 mod list;
+mod lync;
 mod matrix;
 mod merge;
 mod run;
@@ -60,6 +61,10 @@ enum Command {
     Diff(diff::Args),
     /// Merge the report.json files of a sharded (--partition) run.
     Merge(merge::Args),
+    /// Read Get-CsXmppAllowedPartner output (Format-List or Export-Csv) into a partner set.
+    ImportLync(lync::ImportArgs),
+    /// Print the New-CsXmppAllowedPartner commands that recreate a partner set.
+    ExportLync(lync::ExportArgs),
     /// Serve a mock DNS zone until interrupted.
     Dns(dns::Args),
     /// Run the reference federation proxy until interrupted.
@@ -85,6 +90,8 @@ pub fn main() -> ExitCode {
         Command::Baseline(args) => baseline::run(args),
         Command::Diff(args) => diff::run(args),
         Command::Merge(args) => merge::run(args),
+        Command::ImportLync(args) => lync::import(args),
+        Command::ExportLync(args) => lync::export(args),
         Command::Dns(args) => dns::run(args),
         Command::Serve(args) => serve::run(args),
     };
