@@ -40,8 +40,8 @@ pub fn is_pattern(pattern: &str) -> bool {
     pattern.contains('*')
 }
 
-// Backtracking over chars; ids and patterns are short, so the worst case
-// (many stars) stays small. Iterative over the pattern, recursive per star.
+// Backtracking over chars, one level of recursion per star; ids and
+// patterns are short, so even a pattern of many stars stays cheap.
 fn glob(p: &[char], s: &[char]) -> bool {
     match p.first() {
         None => s.is_empty(),
