@@ -19,7 +19,12 @@ use crate::report::{CaseResult, Report, Verdict, snapshot_text};
 pub const MAX_DIFF_LINES: usize = 120;
 /// Transcript diffs shown in the Markdown form (a pull-request comment has
 /// a size limit); the text and JSON forms keep them all.
-pub const MAX_MARKDOWN_TRANSCRIPTS: usize = 15;
+pub const MAX_MARKDOWN_TRANSCRIPTS: usize = 10;
+/// Rows per table in the Markdown form.
+pub const MAX_MARKDOWN_ROWS: usize = 60;
+/// The Markdown form stays under this many bytes (GitHub takes 65 536
+/// characters per comment): transcript diffs go first, then table rows.
+pub const MAX_MARKDOWN_BYTES: usize = 60_000;
 
 /// One side of the comparison.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -284,8 +289,26 @@ impl Diff {
     }
 
     /// Markdown for a pull-request comment: a headline, a table per kind of
-    /// change, transcript diffs folded.
+    /// change, transcript diffs folded; at most [`MAX_MARKDOWN_BYTES`].
     pub fn markdown(&self) -> String {
+        for (rows, transcripts) in [
+            (MAX_MARKDOWN_ROWS, MAX_MARKDOWN_TRANSCRIPTS),
+            (MAX_MARKDOWN_ROWS, 0),
+            (10, 0),
+        ] {
+            let md = self.markdown_with(rows, transcripts);
+            if md.len() <= MAX_MARKDOWN_BYTES {
+                return md;
+            }
+        }
+        let md = self.markdown_with(0, 0);
+        match md.char_indices().nth(MAX_MARKDOWN_BYTES / 4) {
+            Some((cut, _)) if md.len() > MAX_MARKDOWN_BYTES => format!("{}\n…\n", &md[..cut]),
+            _ => md,
+        }
+    }
+
+    fn markdown_with(&self, max_rows: usize, max_transcripts: usize) -> String {
         let mut out = format!(
             "### s2spec: {}\n\n{}\n\n- old: {}\n- new: {}\n",
             if self.worse {
@@ -307,7 +330,7 @@ impl Diff {
                 title,
                 list.len()
             );
-            for c in list {
+            for c in list.iter().take(max_rows) {
                 let message = if c.new_message != c.old_message && !c.old_message.is_empty() {
                     format!("{} (was: {})", c.new_message, c.old_message)
                 } else {
@@ -319,7 +342,14 @@ impl Diff {
                     code(&c.id),
                     verdict_word(c.old),
                     verdict_word(c.new),
-                    md(&message)
+                    md(&shorten(&message, 240))
+                );
+            }
+            if list.len() > max_rows {
+                let _ = writeln!(
+                    out,
+                    "\n… and {} more (`s2spec diff --format text`).",
+                    list.len() - max_rows
                 );
             }
         }
@@ -329,11 +359,7 @@ impl Diff {
                 "\n#### transcript changes ({})\n",
                 self.transcript_changes.len()
             );
-            for t in self
-                .transcript_changes
-                .iter()
-                .take(MAX_MARKDOWN_TRANSCRIPTS)
-            {
+            for t in self.transcript_changes.iter().take(max_transcripts) {
                 let _ = writeln!(
                     out,
                     "<details><summary><code>{}</code></summary>\n\n````diff\n{}````\n\n</details>\n",
@@ -344,12 +370,20 @@ impl Diff {
             let more = self
                 .transcript_changes
                 .len()
-                .saturating_sub(MAX_MARKDOWN_TRANSCRIPTS);
+                .saturating_sub(max_transcripts);
             if more > 0 {
                 let _ = writeln!(out, "… and {more} more (`s2spec diff --format text`).");
             }
         }
         out
+    }
+}
+
+/// `s` cut to `max` characters, with an ellipsis when cut.
+fn shorten(s: &str, max: usize) -> String {
+    match s.char_indices().nth(max) {
+        Some((i, _)) => format!("{}…", &s[..i]),
+        None => s.to_string(),
     }
 }
 
@@ -482,6 +516,35 @@ mod tests {
         assert!(!d.worse);
         assert_eq!(d.verdict_changes.len(), 1);
         assert!(d.markdown().contains("✅"));
+    }
+
+    #[test]
+    fn markdown_fits_a_pull_request_comment() {
+        let long = "x".repeat(2000);
+        let old = report(
+            (0..3000)
+                .map(|i| case(&format!("c/{i}"), Verdict::Pass, "", &[&long, "<a/>"]))
+                .collect(),
+        );
+        let new = report(
+            (0..3000)
+                .map(|i| case(&format!("c/{i}"), Verdict::Fail, &long, &[&long, "<b/>"]))
+                .collect(),
+        );
+        let d = diff(&old, "o", &new, "n");
+        assert_eq!(d.new_failures.len(), 3000);
+        let md = d.markdown();
+        assert!(md.len() <= MAX_MARKDOWN_BYTES, "{}", md.len());
+        assert!(
+            md.contains("… and 2940 more"),
+            "rows were cut: {}",
+            &md[..400]
+        );
+        assert!(
+            md.contains("… and 2990 more (`s2spec diff"),
+            "transcripts were cut"
+        );
+        assert!(md.starts_with("### s2spec: ❌"));
     }
 
     #[test]

@@ -121,6 +121,15 @@ impl BaselineOutcome {
         for c in &self.changed {
             let _ = writeln!(out, "  changed: {} {}{}", c.verdict, c.id, was(c));
         }
+        for k in &self.known {
+            if let Some(m) = &k.message_was {
+                let _ = writeln!(
+                    out,
+                    "  known, message changed: {} (line {}; baseline: {m})",
+                    k.id, k.line
+                );
+            }
+        }
         for f in &self.fixed {
             let _ = writeln!(
                 out,
