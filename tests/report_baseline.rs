@@ -101,6 +101,7 @@ fn every_rendering_lists_the_baseline_apart() {
     let html = html_string(&r);
     well_formed(html.trim_start_matches("<!DOCTYPE html>\n"));
     assert!(html.contains("<section id=\"baseline\">"));
+    assert!(html.contains("<li><a href=\"#baseline\">Baseline</a></li>"));
     assert!(!html.contains("<script>alert"), "escaped");
     assert!(html.contains("&lt;script&gt;alert(1)&lt;/script&gt;"));
 

@@ -199,7 +199,11 @@ impl Html<'_> {
             );
         }
         self.w("</p>\n<nav><ul>");
-        let mut toc: Vec<(&str, String)> = vec![("grid", "Compatibility grid".into())];
+        let mut toc: Vec<(&str, String)> = Vec::new();
+        if report.baseline.is_some() {
+            toc.push(("baseline", "Baseline".into()));
+        }
+        toc.push(("grid", "Compatibility grid".into()));
         if !layout.certs.is_empty() {
             toc.push(("certificates", "Certificates".into()));
         }
