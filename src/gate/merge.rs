@@ -147,7 +147,7 @@ pub fn merge(shards: &[(String, Report)]) -> Result<Report, MergeError> {
         if let Some(id) = clashes.first() {
             return Err(MergeError::Overlap {
                 file: file.clone(),
-                other: owner[id].to_string(),
+                other: owner.get(id).copied().unwrap_or_default().to_string(),
                 id: id.to_string(),
                 count: clashes.len(),
             });

@@ -396,7 +396,7 @@ fn read_csv(text: &str, sink: &mut Sink) -> Vec<Record> {
     let names: Vec<String> = header.iter().map(|c| c.text.trim().to_string()).collect();
     let mut records = Vec::new();
     for row in rows {
-        let at = shift(row[0].at);
+        let at = shift(row.first().map_or(pos(1, 1), |c| c.at));
         if row.len() != names.len() {
             sink.push(
                 "L1",

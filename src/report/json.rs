@@ -61,9 +61,9 @@ impl Layered {
 
     fn close<W: ?Sized + Write>(&mut self, w: &mut W, bracket: &[u8]) -> io::Result<()> {
         if self.indented() && self.has_value {
-            Self::break_line(w, self.level - 1)?;
+            Self::break_line(w, self.level.saturating_sub(1))?;
         }
-        self.level -= 1;
+        self.level = self.level.saturating_sub(1);
         w.write_all(bracket)
     }
 
