@@ -199,11 +199,7 @@ impl Html<'_> {
             );
         }
         self.w("</p>\n<nav><ul>");
-        let mut toc: Vec<(&str, String)> = Vec::new();
-        if report.baseline.is_some() {
-            toc.push(("baseline", "Baseline".into()));
-        }
-        toc.push(("grid", "Compatibility grid".into()));
+        let mut toc: Vec<(&str, String)> = vec![("grid", "Compatibility grid".into())];
         if !layout.certs.is_empty() {
             toc.push(("certificates", "Certificates".into()));
         }
@@ -219,6 +215,9 @@ impl Html<'_> {
         let problems = report.cases.len() - s.pass.min(report.cases.len());
         toc.push(("problems", format!("Non-passing cases ({problems})")));
         toc.push(("passing", "Passing cases".into()));
+        if report.baseline.is_some() {
+            toc.insert(0, ("baseline", "Baseline".into()));
+        }
         for (id, title) in toc {
             let _ = write!(self.out, "<li><a href=\"#{id}\">{}</a></li>", text(&title));
         }
