@@ -19,6 +19,7 @@ pub mod oracle;
 pub mod partner;
 pub mod peer;
 pub mod pki;
+pub mod probe;
 pub mod refproxy;
 pub mod report;
 pub mod requirement;

@@ -659,6 +659,21 @@ impl Pki {
         Ok(ca)
     }
 
+    /// Uses `leaf` (loaded from files, e.g. by `s2spec probe`) as the
+    /// certificate of `variant` for `domain` instead of minting one.
+    pub fn adopt_leaf(
+        &self,
+        domain: &str,
+        variant: CertVariant,
+        key_type: KeyType,
+        leaf: Leaf,
+    ) -> Result<(), PkiError> {
+        check_domain(domain)?;
+        let key = (domain.to_ascii_lowercase(), variant, key_type);
+        lock(&self.cache).insert(key, Arc::new(leaf));
+        Ok(())
+    }
+
     /// The certificate of `variant` for `domain` (cached: the same `Arc` comes
     /// back for the same arguments). `Ok(None)` for `no-client-cert`.
     pub fn leaf(

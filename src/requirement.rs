@@ -88,6 +88,17 @@ impl Requirement {
         }
     }
 
+    /// A protocol text that names no RFC 2119 keyword (a descriptive schema,
+    /// a table of guidance, an RFC that does not update the one the target
+    /// implements): unmet, the case is non-strict at most.
+    pub fn advisory(reference: impl Into<String>) -> Requirement {
+        Requirement {
+            source: SourceKind::Protocol,
+            keyword: None,
+            reference: reference.into(),
+        }
+    }
+
     /// What the target's own partner configuration says (a fail when unmet).
     pub fn configuration(reference: impl Into<String>) -> Requirement {
         Requirement {
@@ -109,7 +120,7 @@ impl Requirement {
     /// SPEC §4.6: the severity of this requirement when it is not met.
     pub fn severity(&self, policy: Policy) -> Severity {
         match self.source {
-            SourceKind::Protocol => self.keyword.map_or(Severity::Fail, Keyword::severity),
+            SourceKind::Protocol => self.keyword.map_or(Severity::NonStrict, Keyword::severity),
             SourceKind::Configuration => Severity::Fail,
             SourceKind::Policy => match policy {
                 Policy::Lync => Severity::NonStrict,
@@ -156,6 +167,7 @@ impl Deviation {
     pub fn message(&self) -> String {
         let head = match (self.requirement.keyword, self.severity) {
             (Some(k), _) => k.as_str().to_string(),
+            (None, _) if self.requirement.source == SourceKind::Protocol => "ADVISORY".into(),
             (None, Severity::Fail) => "FAIL".into(),
             (None, Severity::NonStrict) => "NON-STRICT".into(),
             (None, Severity::Info) => "INFO".into(),
@@ -245,6 +257,9 @@ mod tests {
         );
         let back: Deviation = serde_json::from_value(v).unwrap();
         assert_eq!(back, d);
+        let a = Deviation::new(Requirement::advisory("RFC 9525 §2"), Policy::Strict, "cn");
+        assert_eq!(a.severity, Severity::NonStrict);
+        assert_eq!(a.message(), "ADVISORY (protocol, RFC 9525 §2): cn");
         let c = Deviation::new(Requirement::policy("SPEC §4.4"), Policy::Lync, "x");
         assert_eq!(c.message(), "NON-STRICT (policy, SPEC §4.4): x");
         assert!(serde_json::to_value(&c).unwrap().get("keyword").is_none());

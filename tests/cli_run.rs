@@ -102,6 +102,55 @@ fn bad_selections_and_flags_exit_2() {
     assert_eq!(out.status.code(), Some(2), "external needs an address");
 }
 
+/// SPEC §4.3: a target that answers no stream header at all stops the run
+/// with exit 2 instead of being graded as refusing everything.
+#[test]
+fn a_silent_external_target_stops_the_run_with_exit_2() {
+    let dir = temp_dir("silent-external");
+    let certs = dir.join("certs");
+    let out = run(&[
+        "certs",
+        "--out",
+        certs.to_str().unwrap(),
+        "--domain",
+        "target.test",
+        "--variant",
+        "valid",
+    ]);
+    assert!(out.status.success());
+    // Accepts connections and never says a word.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    let holder = std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for tcp in listener.incoming().take(4).flatten() {
+            held.push(tcp);
+        }
+        std::thread::sleep(std::time::Duration::from_secs(5));
+    });
+    let out = run(&[
+        "run",
+        "--target",
+        "external",
+        "--target-addr",
+        &addr,
+        "--certs",
+        certs.to_str().unwrap(),
+        "--dns-listen",
+        "127.0.0.1:0",
+        "--no-wait",
+        "--report-dir",
+        dir.join("reports").to_str().unwrap(),
+        "--filter",
+        "matrix/in/t-OO1/p-OO1/valid/srv",
+    ]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("does not answer"), "{stderr}");
+    assert!(!dir.join("reports/report.json").exists());
+    drop(holder);
+}
+
 #[test]
 fn list_prints_ids_with_descriptions() {
     let out = run(&["list", "--filter", "config/"]);

@@ -107,6 +107,13 @@ async fn a_target_that_never_answers_fails_within_the_deadline() {
             .as_ref()
             .is_some_and(|o| o.facts.iter().any(|f| f.contains("Timeout")))
     }));
+    // SPEC §4.3: silence is no refusal, so not even the cases that expect a
+    // refusal pass against a target that never answers.
+    for r in &results {
+        if r.id.starts_with("matrix/in/") {
+            assert_eq!(r.verdict, Verdict::Fail, "{}: {:?}", r.id, r.messages);
+        }
+    }
 }
 
 #[tokio::test]

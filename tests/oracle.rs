@@ -5,6 +5,7 @@ use s2spec::oracle::{
     CertVariant, Direction, DnsVariant, Method, Outcome, Pairing, Policy, expect, methods,
 };
 use s2spec::partner::{Negotiation, Setting};
+use s2spec::requirement::{Keyword, Severity, SourceKind};
 use serde::Deserialize;
 
 #[derive(Deserialize)]
@@ -153,15 +154,38 @@ fn a_bad_initiating_certificate_falls_back_to_dialback_under_lync_and_refuses_un
     }
 }
 
+/// SPEC §4.4 (revised): under `lync` the receiving server's certificate is
+/// no precondition for any method (SASL EXTERNAL authenticates the
+/// initiating side); every shared method and a refusal pass. Strict refuses.
 #[test]
-fn a_bad_receiving_certificate_is_not_relied_on_outbound() {
+fn a_bad_receiving_certificate_does_not_stop_the_initiating_side_under_lync() {
     use Outcome::*;
+    let pairing = |t, c| Pairing {
+        cert: c,
+        ..Pairing::plain(n(t), n("OO1"), Direction::Outbound)
+    };
     let out = |t, c, p| with_cert(t, c, Direction::Outbound, p);
     assert_eq!(
         out("OO1", CertVariant::SelfSigned, Policy::Lync),
-        Authenticated(Method::TlsDialback)
+        Authenticated(Method::SaslOverTls)
     );
+    let e = expect(&pairing("OO1", CertVariant::SelfSigned), Policy::Lync);
+    for allowed in [
+        Authenticated(Method::SaslOverTls),
+        Authenticated(Method::TlsDialback),
+        Authenticated(Method::TcpDialback),
+        Refused,
+    ] {
+        assert_eq!(e.deviation_of(allowed), None, "{allowed:?}");
+    }
     assert_eq!(out("OO1", CertVariant::SelfSigned, Policy::Strict), Refused);
+    let strict = expect(&pairing("OO1", CertVariant::SelfSigned), Policy::Strict);
+    assert_eq!(
+        strict
+            .deviation_of(Authenticated(Method::SaslOverTls))
+            .map(|r| r.source),
+        Some(SourceKind::Policy)
+    );
     // Strict refuses an unreliable receiving certificate even without SASL.
     assert_eq!(out("ON1", CertVariant::WrongName, Policy::Strict), Refused);
     assert_eq!(
@@ -176,6 +200,56 @@ fn a_bad_receiving_certificate_is_not_relied_on_outbound() {
         );
         assert_eq!(out("RR0", CertVariant::NoClientCert, policy), Refused);
     }
+}
+
+/// SPEC §4.6: the rule an unexpected outcome breaks depends on the outcome.
+#[test]
+fn each_unexpected_outcome_names_the_rule_it_breaks() {
+    use Outcome::*;
+    let inbound = |t, c| Pairing {
+        cert: c,
+        ..Pairing::plain(n(t), n("OO1"), Direction::Inbound)
+    };
+    // Accepting an expired certificate breaks RFC 6120 §13.7.2 (MUST);
+    // refusing instead of falling back to dialback is allowed.
+    let e = expect(&inbound("RO1", CertVariant::Expired), Policy::Lync);
+    let r = e.deviation_of(Authenticated(Method::SaslOverTls)).unwrap();
+    assert_eq!(r.severity(Policy::Lync), Severity::Fail);
+    assert_eq!(r.reference, "RFC 6120 §13.7.2");
+    assert_eq!(e.deviation_of(Refused), None);
+    // A CN-only identity: RFC 6125 allows it as a last resort, RFC 9525
+    // forbids it: advisory, never a failure.
+    let e = expect(&inbound("RO1", CertVariant::CnOnly), Policy::Lync);
+    let r = e.deviation_of(Authenticated(Method::SaslOverTls)).unwrap();
+    assert_eq!(r.severity(Policy::Strict), Severity::NonStrict);
+    // XmppAddr support is only encouraged: refusing it is reported as info.
+    let e = expect(&inbound("OO1", CertVariant::XmppAddrOnly), Policy::Lync);
+    assert_eq!(e.outcome, Authenticated(Method::SaslOverTls));
+    for other in [Authenticated(Method::TlsDialback), Refused] {
+        let r = e.deviation_of(other).unwrap();
+        assert_eq!(r.severity(Policy::Strict), Severity::Info, "{other:?}");
+    }
+    // SRV-ID support is REQUIRED: refusing it fails, citing RFC 6120.
+    let e = expect(&inbound("OO1", CertVariant::SrvIdOnly), Policy::Lync);
+    let r = e.deviation_of(Authenticated(Method::TlsDialback)).unwrap();
+    assert_eq!(r.keyword, Some(Keyword::Required));
+    // A plain mismatch breaks the matrix: a configuration rule.
+    let e = expect(&inbound("OO1", CertVariant::Valid), Policy::Lync);
+    let r = e.deviation_of(Refused).unwrap();
+    assert_eq!(r.source, SourceKind::Configuration);
+    assert_eq!(r.severity(Policy::Lync), Severity::Fail);
+    // Dialback accepted although the authoritative server is unreachable.
+    let e = expect(
+        &Pairing {
+            dns: DnsVariant::Nxdomain,
+            ..Pairing::plain(n("NN1"), n("NN1"), Direction::Inbound)
+        },
+        Policy::Lync,
+    );
+    assert_eq!(e.outcome, Refused);
+    let r = e.deviation_of(Authenticated(Method::TcpDialback)).unwrap();
+    assert_eq!(r.source, SourceKind::Protocol);
+    assert_eq!(r.severity(Policy::Lync), Severity::Fail);
 }
 
 #[test]

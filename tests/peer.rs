@@ -760,3 +760,88 @@ async fn stanza_from_another_domain_after_authentication_is_refused() {
         })
     );
 }
+
+/// Reads raw bytes until the end of the opening `<stream:stream …>` tag.
+async fn read_header_bytes(tcp: &mut tokio::net::TcpStream) -> String {
+    use tokio::io::AsyncReadExt;
+    let mut got = Vec::new();
+    let mut buf = [0u8; 512];
+    while !String::from_utf8_lossy(&got).contains("<stream:stream") || !got.ends_with(b">") {
+        match tokio::time::timeout(WAIT, tcp.read(&mut buf)).await {
+            Ok(Ok(n)) if n > 0 => got.extend_from_slice(&buf[..n]),
+            _ => break,
+        }
+    }
+    String::from_utf8_lossy(&got).into_owned()
+}
+
+const DB_DECLARATION: &str = "xmlns:db='jabber:server:dialback'";
+
+/// SPEC §4.7: a peer declares `xmlns:db` (XEP-0220 §2.4.1) on its stream
+/// header exactly when its profile admits a dialback method, as initiating
+/// and as receiving server, for every one of the 18 rows.
+#[tokio::test]
+async fn the_dialback_declaration_is_sent_exactly_when_the_profile_supports_dialback() {
+    let (mut declared, mut undeclared) = (0, 0);
+    for n in Negotiation::all() {
+        let m = s2spec::partner::methods(n);
+        let supports = m.contains(Method::TlsDialback) || m.contains(Method::TcpDialback);
+        let p = PeerProfile::new(A, n, CertVariant::Valid);
+        assert_eq!(p.advertises_dialback(), supports, "{n:?}");
+
+        // Initiating: what reaches a listening "target".
+        let listener = TcpListener::bind(any_port()).await.expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let read = tokio::spawn(async move {
+            let (mut tcp, _) = listener.accept().await.expect("accept");
+            read_header_bytes(&mut tcp).await
+        });
+        let env = env().with_step(Duration::from_millis(200));
+        let _ = initiate(&env, &p, addr, B).await;
+        let sent = read.await.expect("reader");
+        assert!(sent.contains("<stream:stream"), "{n:?}: {sent}");
+        assert_eq!(
+            sent.contains(DB_DECLARATION),
+            supports,
+            "initiating {n:?}: {sent}"
+        );
+
+        // Receiving: the header a peer server answers with.
+        let nowhere = TargetInfo {
+            addr: "127.0.0.1:9".parse().expect("addr"),
+            domain: B.into(),
+        };
+        let server = PeerServer::start(env.clone(), p.clone(), any_port(), nowhere)
+            .await
+            .expect("server");
+        let mut tcp = tokio::net::TcpStream::connect(server.addr())
+            .await
+            .expect("connect");
+        tcp.write_all(
+            format!(
+                "<?xml version='1.0'?><stream:stream xmlns='jabber:server' \
+                 xmlns:stream='http://etherx.jabber.org/streams' from='{B}' to='{A}' \
+                 version='1.0'>"
+            )
+            .as_bytes(),
+        )
+        .await
+        .expect("write");
+        let answer = read_header_bytes(&mut tcp).await;
+        assert!(answer.contains("<stream:stream"), "{n:?}: {answer}");
+        assert_eq!(
+            answer.contains(DB_DECLARATION),
+            supports,
+            "receiving {n:?}: {answer}"
+        );
+        if supports {
+            declared += 1;
+        } else {
+            undeclared += 1;
+        }
+        drop(tcp);
+        server.shutdown().await;
+    }
+    // Both kinds of row exist, so the test distinguishes them.
+    assert!(declared > 0 && undeclared > 0);
+}

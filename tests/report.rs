@@ -57,6 +57,8 @@ fn case(id: &str, family: &str, verdict: Verdict, messages: &[&str]) -> CaseResu
             tls: true,
             rationale: RATIONALE.into(),
             refs: vec!["RFC 6120 §6.4".into(), "XEP-0178 §3".into()],
+            source: None,
+            alternatives: Vec::new(),
         }),
         observed: Some(Observed {
             outcome: "TCP Dialback".into(),
@@ -204,11 +206,11 @@ fn json_wrong_schema_rejected_naming_file() {
     std::fs::create_dir_all(&dir).unwrap();
     let path = dir.join("future.json");
     let mut v = serde_json::to_value(sample()).unwrap();
-    v["schema"] = "s2spec-report/2".into();
+    v["schema"] = "s2spec-report/9".into();
     std::fs::write(&path, v.to_string()).unwrap();
     let err = read_json(&path).unwrap_err();
     assert!(err.contains("future.json"), "{err}");
-    assert!(err.contains("s2spec-report/2"), "{err}");
+    assert!(err.contains("s2spec-report/9"), "{err}");
     assert!(err.contains(SCHEMA), "{err}");
 
     let other = dir.join("other.json");

@@ -68,6 +68,8 @@ fn case(id: &str, verdict: Verdict, expected: Option<&str>, observed: Option<&st
             tls: o != "TCP Dialback",
             rationale: format!("the oracle wants {o}"),
             refs: vec!["SPEC §4.3".into(), "XEP-0220 §2".into()],
+            source: None,
+            alternatives: Vec::new(),
         }),
         observed: observed.map(|o| Observed {
             outcome: o.into(),

@@ -13,6 +13,7 @@ mod list;
 mod lync;
 mod matrix;
 mod merge;
+mod probe;
 mod run;
 mod serve;
 mod service;
@@ -69,6 +70,8 @@ enum Command {
     Dns(dns::Args),
     /// Run the reference federation proxy until interrupted.
     Serve(serve::Args),
+    /// Find out how a live server federates and which partner configuration fits it.
+    Probe(probe::Args),
 }
 
 /// Writes to standard output; a closed pipe (`s2spec matrix | head`) is not
@@ -94,6 +97,7 @@ pub fn main() -> ExitCode {
         Command::ExportLync(args) => lync::export(args),
         Command::Dns(args) => dns::run(args),
         Command::Serve(args) => serve::run(args),
+        Command::Probe(args) => probe::run(args),
     };
     ExitCode::from(code)
 }

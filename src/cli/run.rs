@@ -434,5 +434,15 @@ async fn start_external(
         let mut line = String::new();
         let _ = std::io::stdin().read_line(&mut line);
     }
+    // SPEC §4.3: a refusal must be observable, so a target that answers
+    // nothing would otherwise be graded as refusing everything.
+    if !crate::target::managed::answers_stream_header(addr, &args.target_domain).await {
+        return Err(format!(
+            "the target at {addr} does not answer a server-to-server stream header to {} \
+             within 2 s; no case was run (is it started, listening there, and serving that \
+             domain?)",
+            args.target_domain
+        ));
+    }
     Ok(harness)
 }

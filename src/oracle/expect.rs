@@ -4,9 +4,13 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
-use super::{CertVariant, Direction, DnsVariant, Policy, certificate_defect};
+use super::{
+    CertVariant, Direction, DnsVariant, Policy, certificate_defect, certificate_rule,
+    identity_support_rule, optional_identity,
+};
 use crate::partner::{Method, methods};
 use crate::partner::{Negotiation, Setting};
+use crate::requirement::{Keyword, Requirement};
 
 /// One target configuration meeting one simulated peer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -65,6 +69,37 @@ pub struct Expectation {
     /// The requirements the expectation rests on, e.g. `RFC 6120 §5.3.1`.
     pub refs: Vec<String>,
     pub policy: Policy,
+    /// The rule an outcome other than `outcome` (and not listed in
+    /// `alternatives`) deviates from (SPEC §4.6).
+    pub requirement: Requirement,
+    /// Other outcomes and what each means: allowed outright, or a deviation
+    /// from a named rule of its own (e.g. a `lync` policy choice, or the
+    /// certificate rule a wrongly accepted SASL EXTERNAL breaks).
+    pub alternatives: Vec<Alternative>,
+}
+
+/// An outcome other than the expected one, judged by its own rule.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Alternative {
+    pub outcome: Outcome,
+    /// `None`: the texts allow it, so it passes.
+    pub deviates_from: Option<Requirement>,
+    /// Why, in one sentence.
+    pub why: String,
+}
+
+impl Expectation {
+    /// What observing `outcome` means: `None` when it is the expected outcome
+    /// or an allowed alternative, else the rule it deviates from.
+    pub fn deviation_of(&self, outcome: Outcome) -> Option<&Requirement> {
+        if outcome == self.outcome {
+            return None;
+        }
+        match self.alternatives.iter().find(|a| a.outcome == outcome) {
+            Some(a) => a.deviates_from.as_ref(),
+            None => Some(&self.requirement),
+        }
+    }
 }
 
 const REF_OUTCOME_RULE: &str = "SPEC §4.3";
@@ -77,6 +112,24 @@ const REF_CERT: &str = "RFC 6120 §13.7.2";
 const REF_IDENTITY: &str = "RFC 6125 §6";
 const REF_DIALBACK: &str = "XEP-0220 §2";
 const REF_DNS: &str = "RFC 6120 §3.2";
+
+/// SPEC §4.3 (the Lync matrix): what both configurations admit decides the
+/// outcome. A configuration rule: unmet, the case fails.
+fn matrix_rule() -> Requirement {
+    Requirement::configuration(REF_OUTCOME_RULE)
+}
+
+/// SPEC §4.4: a choice the RFCs leave open (non-strict under `lync`).
+fn policy_rule() -> Requirement {
+    Requirement::policy(REF_POLICY)
+}
+
+/// XEP-0220 §2.2.1: the receiving server authorises a dialback request only
+/// on the authoritative server's answer; it cannot accept what it could not
+/// verify.
+fn dialback_verification_rule() -> Requirement {
+    Requirement::protocol(Keyword::MustNot, "XEP-0220 §2.2.1")
+}
 
 /// Applies the outcome rule: the first method in preference order that both
 /// sides admit and that is feasible, else a refusal.
@@ -106,6 +159,7 @@ pub fn expect(p: &Pairing, policy: Policy) -> Expectation {
     for method in shared.iter() {
         match feasibility(p, method, policy) {
             Ok(()) => {
+                alternatives_after(p, method, shared, policy, &mut why);
                 why.refs.extend(method_refs(method));
                 let mut rationale = format!(
                     "{} is the best method admitted by both the target ({}) and the peer ({})",
@@ -122,7 +176,20 @@ pub fn expect(p: &Pairing, policy: Policy) -> Expectation {
             }
             Err(Infeasible::Certificate(reason)) => {
                 why.refs.extend([REF_CERT, REF_IDENTITY, REF_POLICY]);
+                why.wrongly_accepted(p, method);
                 if policy == Policy::Strict {
+                    why.requirement = policy_rule();
+                    if p.direction == Direction::Outbound && p.cert == CertVariant::CnOnly {
+                        // Going on with a CN-only receiving certificate is
+                        // what RFC 6125 §6.4.4 allows: advisory only.
+                        for m in shared.iter() {
+                            why.alternative(
+                                Outcome::Authenticated(m),
+                                Some(certificate_rule(p.cert)),
+                                "the target took the receiving server's CN as its identity",
+                            );
+                        }
+                    }
                     return why.refuse(
                         tls,
                         format!(
@@ -137,6 +204,13 @@ pub fn expect(p: &Pairing, policy: Policy) -> Expectation {
             }
             Err(Infeasible::Other(reason, refs)) => {
                 why.refs.extend(refs);
+                if method.uses_dialback() && p.direction == Direction::Inbound {
+                    why.alternative(
+                        Outcome::Authenticated(method),
+                        Some(dialback_verification_rule()),
+                        "the target accepted a dialback request it could not have verified",
+                    );
+                }
                 skipped.push(format!("{} is ruled out because {reason}", method.title()));
             }
         }
@@ -145,13 +219,107 @@ pub fn expect(p: &Pairing, policy: Policy) -> Expectation {
         "The methods admitted by both sides ({shared}) are all infeasible: {}.",
         skipped.join("; ")
     );
+    // Every shared method was ruled out. Under `lync` the decisive rule is the
+    // one that ruled out the first (e.g. the certificate rule for SASL
+    // EXTERNAL); under `strict` the refusal is the policy's own choice.
+    if policy == Policy::Lync
+        && let Some(first) = why
+            .alternatives
+            .first()
+            .and_then(|a| a.deviates_from.clone())
+    {
+        why.requirement = first;
+    }
     why.refuse(tls, rationale, vec![])
+}
+
+/// The outcomes the texts also allow, or judge by a rule of their own, once
+/// `method` is the expected one.
+fn alternatives_after(
+    p: &Pairing,
+    method: Method,
+    shared: crate::partner::Methods,
+    policy: Policy,
+    why: &mut Reasons,
+) {
+    let defect = certificate_defect(p.cert).is_some();
+    let others: Vec<Method> = shared.iter().filter(|m| *m != method).collect();
+    match p.direction {
+        // SPEC §4.4 (lync): the receiving server's certificate is no
+        // precondition for any method, so every shared method passes; closing
+        // the stream over it is what RFC 6120 §13.7.2 and RFC 7590 §3.4 ask
+        // for, so that passes too. (Under strict a defect refuses outright.)
+        Direction::Outbound if defect && p.cert != CertVariant::NoClientCert => {
+            for other in others {
+                why.alternative(
+                    Outcome::Authenticated(other),
+                    None,
+                    "the initiating side may go on with any method both sides admit (SPEC §4.4)",
+                );
+            }
+            if policy == Policy::Lync {
+                why.alternative(
+                    Outcome::Refused,
+                    None,
+                    "closing the stream over the receiving server's certificate follows RFC \
+                     6120 §13.7.2 (RFC 7590 §3.4: servers SHOULD authenticate other servers)",
+                );
+            }
+        }
+        // A target that validates the receiving server's certificate need not
+        // support XmppAddr or wildcards (RFC 6120 §13.7.1.2.1, RFC 6125
+        // §6.4.3): closing the stream for want of an identity it takes is
+        // allowed, reported as info.
+        Direction::Outbound => {
+            if let Some(rule) = optional_identity(p.cert) {
+                why.alternative(
+                    Outcome::Refused,
+                    Some(rule),
+                    "the target does not take this identity type for the receiving server",
+                );
+            }
+        }
+        // An unusable initiating certificate rules out SASL EXTERNAL; closing
+        // the connection instead of falling back is what RFC 6120 §13.7.2 and
+        // XEP-0178 §3 (step 7a) describe, so it passes under either policy.
+        Direction::Inbound if defect && shared.contains(Method::SaslOverTls) => {
+            why.alternative(
+                Outcome::Refused,
+                None,
+                "closing the connection over an unacceptable certificate (RFC 6120 §13.7.2, \
+                 XEP-0178 §3 step 7a)",
+            );
+        }
+        // Identity types a receiving server need not support: refusing them
+        // for SASL EXTERNAL is reported, never a failure.
+        Direction::Inbound if method == Method::SaslOverTls => {
+            if let Some(rule) = optional_identity(p.cert) {
+                for other in others {
+                    why.alternative(
+                        Outcome::Authenticated(other),
+                        Some(rule.clone()),
+                        "the target does not take this identity type for SASL EXTERNAL",
+                    );
+                }
+                why.alternative(
+                    Outcome::Refused,
+                    Some(rule),
+                    "the target does not take this identity type for SASL EXTERNAL",
+                );
+            } else if let Some(rule) = identity_support_rule(p.cert) {
+                why.requirement = rule;
+            }
+        }
+        _ => {}
+    }
 }
 
 /// Collects references while the rule is applied.
 struct Reasons {
     policy: Policy,
     refs: Vec<&'static str>,
+    requirement: Requirement,
+    alternatives: Vec<Alternative>,
 }
 
 impl Reasons {
@@ -159,6 +327,31 @@ impl Reasons {
         Reasons {
             policy,
             refs: vec![REF_OUTCOME_RULE],
+            requirement: matrix_rule(),
+            alternatives: Vec::new(),
+        }
+    }
+
+    fn alternative(&mut self, outcome: Outcome, deviates_from: Option<Requirement>, why: &str) {
+        if !self.alternatives.iter().any(|a| a.outcome == outcome) {
+            self.alternatives.push(Alternative {
+                outcome,
+                deviates_from,
+                why: why.to_string(),
+            });
+        }
+    }
+
+    /// Inbound SASL EXTERNAL ruled out by the peer's certificate: accepting
+    /// it anyway breaks the certificate rule of that variant.
+    fn wrongly_accepted(&mut self, p: &Pairing, method: Method) {
+        if p.direction == Direction::Inbound && method == Method::SaslOverTls {
+            self.alternative(
+                Outcome::Authenticated(method),
+                Some(certificate_rule(p.cert)),
+                "the target authenticated the peer with a certificate that does not \
+                 authenticate its domain",
+            );
         }
     }
 
@@ -181,6 +374,8 @@ impl Reasons {
             rationale,
             refs,
             policy: self.policy,
+            requirement: self.requirement,
+            alternatives: self.alternatives,
         }
     }
 }
@@ -231,11 +426,9 @@ fn certificate_feasibility(p: &Pairing, method: Method, policy: Policy) -> Resul
             ))
         }
         (Direction::Outbound, _) if p.cert == CertVariant::NoClientCert => Ok(()),
-        // Outbound, the receiving server's certificate may not be relied on for
-        // authentication; TLS Dialback proceeds under lync, strict refuses.
-        (Direction::Outbound, Method::SaslOverTls) => Err(Infeasible::Certificate(format!(
-            "the peer's server certificate cannot be relied on ({defect})"
-        ))),
+        // Outbound, the receiving server's certificate is no precondition for
+        // any method under lync (SPEC §4.4: SASL EXTERNAL authenticates the
+        // initiating side with its own certificate); strict refuses.
         (Direction::Outbound, _) => {
             if policy == Policy::Strict {
                 Err(Infeasible::Certificate(format!(

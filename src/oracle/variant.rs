@@ -13,6 +13,8 @@ kebab_enum! {
 
 pub use crate::pki::CertVariant;
 
+use crate::requirement::{Keyword, Requirement};
+
 /// Why a certificate of this variant does not authenticate its domain under
 /// RFC 6125 and RFC 6120 §13.7.2, or `None` when it does. Case domains always
 /// have at least three labels, so a `wildcard` certificate covers them.
@@ -31,6 +33,58 @@ pub fn certificate_defect(c: CertVariant) -> Option<&'static str> {
         CertVariant::CnOnly => {
             Some("its only identity is the subject CN, which RFC 6125 does not accept")
         }
+    }
+}
+
+/// The rule a receiving server breaks when it authenticates a peer by a
+/// certificate of this variant (SPEC §4.6, §5). RFC 6120 §13.7.2.1 applies
+/// RFC 6125; RFC 9525 obsoletes RFC 6125 but does not update RFC 6120, so
+/// what RFC 6125 allows is never a failure here.
+pub fn certificate_rule(c: CertVariant) -> Requirement {
+    match c {
+        // RFC 6125 §6.4.4: with no SAN at all a client "MAY as a last resort"
+        // use the CN; RFC 9525 §2: the CN "MUST NOT be used to identify a
+        // service". Advisory: non-strict, never a failure.
+        CertVariant::CnOnly => Requirement::advisory("RFC 9525 §2 (RFC 6125 §6.4.4 allows it)"),
+        // XEP-0178 §3: EXTERNAL rests on the certificate presented in TLS.
+        CertVariant::NoClientCert => Requirement::protocol(Keyword::Must, "RFC 6120 §6.3.4"),
+        // Its SAN names another domain and only its CN names the peer: RFC
+        // 6125 §6.4.4, "a client MUST NOT seek a match for a reference
+        // identifier of CN-ID if the presented identifiers include a DNS-ID".
+        CertVariant::WrongName => {
+            Requirement::protocol(Keyword::MustNot, "RFC 6125 §6.4.4 (via RFC 6120 §13.7.2.1)")
+        }
+        // Validity, signature and path (RFC 6120 §13.7.2, §5.4.3.1: "MUST
+        // attempt to validate"; an invalid certificate is not trusted).
+        _ => Requirement::protocol(Keyword::Must, "RFC 6120 §13.7.2"),
+    }
+}
+
+/// For identity types a receiving server may but need not support, the rule
+/// that makes refusing them allowed (never a failure), with the text; `None`
+/// where refusing a valid certificate of this variant breaks a requirement.
+pub fn optional_identity(c: CertVariant) -> Option<Requirement> {
+    match c {
+        // RFC 6120 §13.7.1.2.1: XmppAddr support "is encouraged" (no keyword).
+        CertVariant::XmppAddrOnly => Some(Requirement::protocol(
+            Keyword::May,
+            "RFC 6120 §13.7.1.2.1 (XmppAddr support is encouraged, not required)",
+        )),
+        // RFC 6125 §6.4.3: a client "MAY match" a wildcard.
+        CertVariant::Wildcard => Some(Requirement::protocol(Keyword::May, "RFC 6125 §6.4.3")),
+        _ => None,
+    }
+}
+
+/// The requirement a refused valid certificate of this variant breaks:
+/// SRV-ID support is REQUIRED (RFC 6120 §13.7.1.2.1).
+pub fn identity_support_rule(c: CertVariant) -> Option<Requirement> {
+    match c {
+        CertVariant::SrvIdOnly => Some(Requirement::protocol(
+            Keyword::Required,
+            "RFC 6120 §13.7.1.2.1",
+        )),
+        _ => None,
     }
 }
 

@@ -94,7 +94,7 @@ impl Inbound {
             });
             let ours = &self.ctx.profile.domain;
             self.id = wire::stream_id();
-            let mut reply = wire::s2s_header(ours, "", Some(self.id.clone()));
+            let mut reply = wire::s2s_header(&self.ctx.profile, "", Some(self.id.clone()));
             // RFC 6120 §4.7.2: `to` mirrors the initiator's `from`, omitted without one.
             reply.to = header.from.clone();
             self.stream
@@ -214,6 +214,7 @@ impl Inbound {
             version: wire::tls_version(&self.stream),
             client_cert: CertCheck::of(&verification, &domain),
             pipelined_bytes: pipelined,
+            sni: self.stream.tls_info().and_then(|t| t.sni.clone()),
         });
         self.client_cert = Some(verification);
         Ok(Next::Restart)
@@ -297,9 +298,23 @@ impl Inbound {
             },
         };
         let handled = if !offered.dialback {
-            // SPEC §4.2: the target used a method the peer does not offer here.
-            self.violation(ViolationKind::DialbackNotOffered, Some(e));
-            refuse("not-authorized")
+            let profile = &self.ctx.profile;
+            if profile.advertises_dialback() {
+                // The header declared dialback support (XEP-0220 §2.4.1), so
+                // the attempt is legitimate; this stream state just does not
+                // admit it. XEP-0220 §2.5 names the error for "TLS before
+                // dialback" policies.
+                if !tls && profile.negotiation.tls == Setting::Required {
+                    refuse("policy-violation")
+                } else {
+                    refuse("not-authorized")
+                }
+            } else {
+                // SPEC §4.7: neither the header nor the features advertised
+                // dialback, so the target used a method the peer never offered.
+                self.violation(ViolationKind::DialbackNotOffered, Some(e));
+                refuse("not-authorized")
+            }
         } else if !db.to.eq_ignore_ascii_case(&ours) {
             refuse("item-not-found")
         } else {

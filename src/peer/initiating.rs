@@ -132,7 +132,7 @@ impl Run<'_> {
 
     /// Sends our header, reads the target's header and features.
     async fn open(&mut self) -> Result<Features, Stop> {
-        let header = wire::s2s_header(&self.profile.domain, self.target_domain, None);
+        let header = wire::s2s_header(self.profile, self.target_domain, None);
         if let Err(e) = self.stream.send_header(&header).await {
             return Err(self.fail(Stage::Header, wire::send_failure(e)));
         }

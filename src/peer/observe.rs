@@ -72,6 +72,17 @@ pub struct CertCheck {
     /// Chain and name both pass: usable for authentication.
     pub ok: bool,
     pub summary: String,
+    /// Every identity the certificate presents (RFC 6125: DNS-ID, SRV-ID,
+    /// XmppAddr; CN last), for reports that show them (the probe).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub identities: Vec<PresentedId>,
+    /// How many certificates were sent (leaf and chain).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub chain_len: usize,
+}
+
+fn is_zero(n: &usize) -> bool {
+    *n == 0
 }
 
 impl CertCheck {
@@ -85,6 +96,8 @@ impl CertCheck {
             matched: check.identity.matched.clone(),
             ok: check.ok(),
             summary: check.summary,
+            identities: check.identity.presented.clone(),
+            chain_len: usize::from(v.end_entity.is_some()) + v.intermediates.len(),
         }
     }
 }
@@ -297,6 +310,9 @@ pub enum ServerEvent {
         /// The target's client certificate, checked for the stream's `from`.
         client_cert: CertCheck,
         pipelined_bytes: usize,
+        /// The Server Name Indication the target sent, if any.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        sni: Option<String>,
     },
     Sasl {
         stream: u32,

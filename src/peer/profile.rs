@@ -8,7 +8,7 @@ use rustls::RootCertStore;
 use serde::{Deserialize, Serialize};
 
 use crate::dialback::Secret;
-use crate::partner::Negotiation;
+use crate::partner::{Method, Negotiation, methods};
 use crate::pki::{CertVariant, KeyType, Leaf, Pki};
 use crate::stream::Transcript;
 use crate::xml::Limits;
@@ -67,6 +67,14 @@ impl PeerProfile {
             authzid: Authzid::None,
             verify_mode: VerifyMode::Honest,
         }
+    }
+
+    /// Whether the profile admits any dialback method (SPEC §4.7). A profile
+    /// with `dialback = true` whose TLS and SASL are both required admits
+    /// none (SPEC §4, W2), so it advertises none either.
+    pub fn advertises_dialback(&self) -> bool {
+        let m = methods(self.negotiation);
+        m.contains(Method::TlsDialback) || m.contains(Method::TcpDialback)
     }
 
     pub fn with_authzid(mut self, authzid: Authzid) -> Self {

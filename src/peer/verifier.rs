@@ -40,6 +40,20 @@ pub(crate) async fn verify_back(
         Dir::Sent,
         format!("dialback verification for {originating} (stream {stream_id})"),
     );
+    // `no-client-cert` describes the peer's receiving side (it requests no
+    // client certificate); its own verification stream presents the valid
+    // one, as a real server would, so a target that requires certificates
+    // on every stream can still answer it.
+    let presenting;
+    let profile = if profile.cert == crate::pki::CertVariant::NoClientCert {
+        presenting = PeerProfile {
+            cert: crate::pki::CertVariant::Valid,
+            ..profile.clone()
+        };
+        &presenting
+    } else {
+        profile
+    };
     let result = ask(env, profile, &mut stream, originating, stream_id, key).await;
     let _ = stream.close().await;
     match result {
@@ -127,7 +141,7 @@ async fn open(
 ) -> Result<Features, Failed> {
     let at = |stage: Stage| move |failure: StepFailure| Failed { stage, failure };
     stream
-        .send_header(&wire::s2s_header(&profile.domain, to, None))
+        .send_header(&wire::s2s_header(profile, to, None))
         .await
         .map_err(|e| at(Stage::Header)(wire::send_failure(e)))?;
     wire::header(stream, env.step)

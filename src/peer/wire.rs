@@ -96,9 +96,16 @@ pub(crate) fn send_failure(e: StreamError) -> StepFailure {
 }
 
 /// An S2S header from `from` to `to` (RFC 6120 §4.7), with `id` when we are
-/// the receiving side.
-pub(crate) fn s2s_header(from: &str, to: &str, id: Option<String>) -> StreamHeader {
-    let h = StreamHeader::server().with_from(from).with_to(to);
+/// the receiving side. It declares the dialback namespace exactly when the
+/// profile supports dialback (SPEC §4.7): XEP-0220 §2.4.1 makes that
+/// declaration the traditional signal of support, and real servers act on it.
+pub(crate) fn s2s_header(profile: &PeerProfile, to: &str, id: Option<String>) -> StreamHeader {
+    let mut h = StreamHeader::server()
+        .with_from(&profile.domain)
+        .with_to(to);
+    if !profile.advertises_dialback() {
+        h.prefixes.retain(|(prefix, _)| prefix != "db");
+    }
     match id {
         Some(id) => h.with_id(id),
         None => h,

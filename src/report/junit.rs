@@ -240,6 +240,12 @@ fn failure_body(report: &Report, case: &CaseResult) -> String {
         if !e.refs.is_empty() {
             let _ = writeln!(b, "refs: {}", e.refs.join("; "));
         }
+        if let Some(src) = &e.source {
+            let _ = writeln!(b, "another outcome deviates from: {}", src.label());
+        }
+        for a in &e.alternatives {
+            let _ = writeln!(b, "alternative: {a}");
+        }
     }
     let t = &case.transcript;
     if t.is_empty() {

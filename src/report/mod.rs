@@ -3,7 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::requirement::Deviation;
+use crate::requirement::{Deviation, Requirement, Severity, SourceKind};
 use crate::stream::Entry;
 
 mod baseline;
@@ -23,7 +23,7 @@ pub use snapshot::{snapshot_name, snapshot_text};
 pub use table::{MAX_FAILING_SHOWN, summary_table, summary_table_with};
 
 /// Version of the `report.json` schema (documented in `docs/report-schema.md`).
-pub const SCHEMA: &str = "s2spec-report/1";
+pub const SCHEMA: &str = "s2spec-report/2";
 
 /// The judgement of one case.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -74,6 +74,12 @@ pub struct Expected {
     pub tls: bool,
     pub rationale: String,
     pub refs: Vec<String>,
+    /// The rule an unexpected outcome deviates from (SPEC §4.6).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<Requirement>,
+    /// Other outcomes and how each is judged, one line each.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub alternatives: Vec<String>,
 }
 
 /// What the harness saw, classified from the transcript.
@@ -188,6 +194,47 @@ pub struct Summary {
     pub not_applicable: usize,
     pub fail: usize,
     pub error: usize,
+    /// Failing cases per source kind of their failing deviations (SPEC
+    /// §4.6); a case failing two kinds of rule counts under both.
+    #[serde(default)]
+    pub fail_by_source: SourceCounts,
+    /// Non-strict cases per source kind of their non-strict deviations.
+    #[serde(default)]
+    pub non_strict_by_source: SourceCounts,
+}
+
+/// Cases per source kind (SPEC §4.6).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SourceCounts {
+    pub protocol: usize,
+    pub configuration: usize,
+    pub policy: usize,
+}
+
+impl SourceCounts {
+    fn add(&mut self, case: &CaseResult, severity: Severity) {
+        for kind in SourceKind::ALL {
+            if case
+                .deviations
+                .iter()
+                .any(|d| d.severity == severity && d.requirement.source == *kind)
+            {
+                *match kind {
+                    SourceKind::Protocol => &mut self.protocol,
+                    SourceKind::Configuration => &mut self.configuration,
+                    SourceKind::Policy => &mut self.policy,
+                } += 1;
+            }
+        }
+    }
+
+    /// `protocol 3 · configuration 1 · policy 0`.
+    pub fn line(&self) -> String {
+        format!(
+            "protocol {} · configuration {} · policy {}",
+            self.protocol, self.configuration, self.policy
+        )
+    }
 }
 
 impl Summary {
@@ -204,6 +251,11 @@ impl Summary {
                 Verdict::Fail => &mut s.fail,
                 Verdict::Error => &mut s.error,
             } += 1;
+            match c.verdict {
+                Verdict::Fail => s.fail_by_source.add(c, Severity::Fail),
+                Verdict::NonStrict => s.non_strict_by_source.add(c, Severity::NonStrict),
+                _ => {}
+            }
         }
         s
     }

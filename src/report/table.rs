@@ -118,6 +118,18 @@ fn counts_table(report: &Report, out: &mut String) {
         line(out, family, &numbers(counts));
     }
     line(out, "total", &numbers(&total));
+    // Where the verdicts come from (SPEC §4.6), when anything did not pass.
+    let s = &report.summary;
+    if s.fail > 0 {
+        let _ = writeln!(out, "fail by source:       {}", s.fail_by_source.line());
+    }
+    if s.non_strict > 0 {
+        let _ = writeln!(
+            out,
+            "non-strict by source: {}",
+            s.non_strict_by_source.line()
+        );
+    }
 }
 
 fn failing_list(cases: &[CaseResult], max_failing: usize, out: &mut String) {

@@ -2,10 +2,15 @@
 //! compare it with the oracle's expectation, and check the invariants of SPEC
 //! §4.1/§4.2. Pure: the runner gathers the facts, this decides.
 
-use crate::oracle::{Direction, Expectation, Outcome, Pairing, certificate_defect};
+use crate::oracle::{
+    Direction, Expectation, Outcome, Pairing, Policy, certificate_defect, optional_identity,
+};
 use crate::partner::{Method, Setting, methods};
-use crate::peer::{FeaturesSeen, InitiatorReport, ServerEvent, ViolationKind};
+use crate::peer::{FeaturesSeen, InitiatorReport, ServerEvent, Stage, StepFailure, ViolationKind};
 use crate::report::{Expected, Observed, Verdict};
+use crate::requirement::{Deviation, Keyword, Requirement, Severity, worst};
+
+use super::Parts;
 
 /// What the runner saw during one pairing.
 #[derive(Debug, Clone, Default)]
@@ -29,12 +34,61 @@ pub struct Judgement {
     pub verdict: Verdict,
     pub observed: Observed,
     pub messages: Vec<String>,
+    /// Each unmet expectation with its source (SPEC §4.6).
+    pub deviations: Vec<Deviation>,
 }
 
-/// A failed check: MUST-level ones fail the case, SHOULD-level ones make it non-strict.
+impl Judgement {
+    /// From the deviations alone: the verdict is their worst severity.
+    fn of(observed: Observed, deviations: Vec<Deviation>) -> Judgement {
+        let verdict = match worst(&deviations) {
+            Some(Severity::Fail) => Verdict::Fail,
+            Some(Severity::NonStrict) => Verdict::NonStrict,
+            _ => Verdict::Pass,
+        };
+        Judgement {
+            verdict,
+            observed,
+            messages: deviations.iter().map(Deviation::message).collect(),
+            deviations,
+        }
+    }
+
+    pub(super) fn into_parts(self, expected: Option<Expected>) -> Parts {
+        Parts {
+            verdict: self.verdict,
+            expected,
+            observed: Some(self.observed),
+            messages: self.messages,
+            deviations: self.deviations,
+        }
+    }
+}
+
+/// A failed check and the text it rests on; its severity follows from that
+/// and the policy (SPEC §4.6), never from the check itself.
 struct Finding {
-    must: bool,
+    rule: Requirement,
     text: String,
+}
+
+impl Finding {
+    fn new(rule: Requirement, text: impl Into<String>) -> Finding {
+        Finding {
+            rule,
+            text: text.into(),
+        }
+    }
+}
+
+// The texts the invariants rest on (SPEC §4.6: a rule of SPEC.md alone is a
+// configuration rule, never presented as an RFC requirement).
+fn protocol(keyword: Keyword, reference: &str) -> Requirement {
+    Requirement::protocol(keyword, reference)
+}
+
+fn configuration(reference: &str) -> Requirement {
+    Requirement::configuration(reference)
 }
 
 pub fn expected_of(e: &Expectation) -> Expected {
@@ -43,23 +97,38 @@ pub fn expected_of(e: &Expectation) -> Expected {
         tls: e.tls,
         rationale: e.rationale.clone(),
         refs: e.refs.clone(),
+        source: Some(e.requirement.clone()),
+        alternatives: e
+            .alternatives
+            .iter()
+            .map(|a| match &a.deviates_from {
+                None => format!("{} (allowed: {})", a.outcome, a.why),
+                Some(r) => format!("{} ({}: {})", a.outcome, r.label(), a.why),
+            })
+            .collect(),
     }
 }
 
 pub fn judge(p: &Pairing, expectation: &Expectation, obs: &Observation) -> Judgement {
     let observed = classify(p, obs);
     let mut findings = Vec::new();
-    if observed.0 != expectation.outcome {
-        findings.push(Finding {
-            must: true,
-            text: format!(
+    if let Some(rule) = expectation.deviation_of(observed.0) {
+        findings.push(Finding::new(
+            rule.clone(),
+            format!(
                 "expected {} but observed {}: {} [{}]",
                 expectation.outcome,
                 observed.0,
                 expectation.rationale,
                 expectation.refs.join(", ")
             ),
-        });
+        ));
+    }
+    if p.direction == Direction::Inbound
+        && observed.0 == Outcome::Refused
+        && let Some(report) = &obs.initiator
+    {
+        silent_refusal(report, &mut findings);
     }
     match p.direction {
         Direction::Inbound => {
@@ -68,50 +137,104 @@ pub fn judge(p: &Pairing, expectation: &Expectation, obs: &Observation) -> Judge
                 if let Some(m) = report.method
                     && !methods(p.target).contains(m)
                 {
-                    findings.push(Finding {
-                        must: true,
-                        text: format!(
-                            "the target accepted {} although its configuration does not admit it \
-                             (SPEC §4.1)",
+                    findings.push(Finding::new(
+                        configuration("SPEC §4.1"),
+                        format!(
+                            "the target accepted {} although its configuration does not admit it",
                             m.title()
                         ),
-                    });
+                    ));
                 }
             }
-            if matches!(expectation.outcome, Outcome::Authenticated(_))
-                && observed.0 == expectation.outcome
+            if matches!(observed.0, Outcome::Authenticated(_))
+                && expectation.deviation_of(observed.0).is_none()
                 && !obs.echoed
             {
-                findings.push(Finding {
-                    must: true,
-                    text: "the stream was authenticated but the test stanza was not delivered and \
-                           echoed back (SPEC §4.3)"
-                        .into(),
-                });
+                findings.push(Finding::new(
+                    configuration("SPEC §4.3"),
+                    "the stream was authenticated but the test stanza was not delivered and \
+                     echoed back",
+                ));
             }
         }
         Direction::Outbound => outbound_invariants(p, obs, &mut findings),
     }
-    let verdict = if findings.iter().any(|f| f.must) {
-        Verdict::Fail
-    } else if findings.is_empty() {
-        Verdict::Pass
-    } else {
-        Verdict::NonStrict
-    };
     let (outcome, tls, facts) = observed;
-    Judgement {
-        verdict,
-        observed: Observed {
-            outcome: outcome.to_string(),
-            tls,
-            facts,
-        },
-        messages: findings
-            .into_iter()
-            .map(|f| format!("{}: {}", if f.must { "MUST" } else { "SHOULD" }, f.text))
-            .collect(),
+    let observed = Observed {
+        outcome: outcome.to_string(),
+        tls,
+        facts,
+    };
+    Judgement::of(observed, deviations(findings, expectation.policy))
+}
+
+fn deviations(findings: Vec<Finding>, policy: Policy) -> Vec<Deviation> {
+    findings
+        .into_iter()
+        .map(|f| Deviation::new(f.rule, policy, f.text))
+        .collect()
+}
+
+/// SPEC §4.3: a refusal must be observable. The peer stopped because the
+/// target never answered a request whose answer a text prescribes; that
+/// silence is a deviation from that text, never a refusal.
+fn silent_refusal(r: &InitiatorReport, out: &mut Vec<Finding>) {
+    let Some(f) = &r.failure else { return };
+    if f.failure == StepFailure::Closed {
+        // Closing is an answer to most requests, but not where a text names
+        // the reply: STARTTLS (MUST reply <proceed/> or <failure/>) and SASL
+        // (a <failure/> whose child says why).
+        let (rule, what) = match f.stage {
+            Stage::StartTls => (
+                protocol(Keyword::Must, "RFC 6120 §5.4.2.1"),
+                "the target closed the stream instead of answering <starttls/> with \
+                 <proceed/> or <failure/>",
+            ),
+            Stage::Sasl => (
+                Requirement::advisory("RFC 6120 §6.4.5"),
+                "the target closed the stream instead of answering SASL <auth/> with \
+                 <success/> or <failure/>",
+            ),
+            _ => return,
+        };
+        out.push(Finding::new(rule, what));
+        return;
     }
+    if f.failure != StepFailure::Timeout {
+        return;
+    }
+    let (rule, what) = match f.stage {
+        Stage::Header => (
+            protocol(Keyword::Must, "RFC 6120 §4.2"),
+            "the target never answered the stream header",
+        ),
+        Stage::Features => (
+            protocol(Keyword::Must, "RFC 6120 §4.3.2"),
+            "the target sent no stream features",
+        ),
+        // "The receiving entity MUST reply with either a <proceed/> element
+        // ... or a <failure/> element"
+        Stage::StartTls => (
+            protocol(Keyword::Must, "RFC 6120 §5.4.2.1"),
+            "the target answered <starttls/> with neither <proceed/> nor <failure/>",
+        ),
+        Stage::Sasl => (
+            Requirement::advisory("RFC 6120 §6.4.5, §6.4.6"),
+            "the target answered SASL <auth/> with neither <success/> nor <failure/>",
+        ),
+        // XEP-0220 §2.2.1 "SHALL notify" sits in the success path; for a
+        // refusal §2.5 says the server "SHOULD still attempt to send the
+        // dialback error instead of terminating the stream".
+        Stage::Dialback => (
+            protocol(Keyword::Should, "XEP-0220 §2.5"),
+            "the target never answered the db:result (valid, invalid or a dialback error)",
+        ),
+        _ => return,
+    };
+    out.push(Finding::new(
+        rule,
+        format!("{what} before the peer's deadline: silence is not a refusal"),
+    ));
 }
 
 /// The outcome as seen on the wire: authenticated with a method AND the test
@@ -210,33 +333,37 @@ fn inbound_invariants(p: &Pairing, r: &InitiatorReport, out: &mut Vec<Finding>) 
     if let Some(clear) = &r.features_clear {
         let want = t.tls.enabled().then_some(t.tls == Setting::Required);
         if clear.starttls != want {
-            let text = match (want, clear.starttls) {
-                (Some(true), Some(false)) => {
-                    "TLS is required but STARTTLS is offered without <required/> (RFC 6120 §5.4.1)"
-                        .into()
-                }
-                (None, Some(_)) => "STARTTLS offered although TLS is not supported".into(),
-                _ => format!(
-                    "STARTTLS offer {:?} where {:?} was expected (RFC 6120 §5.4.1)",
-                    clear.starttls, want
+            let (rule, text) = match (want, clear.starttls) {
+                (Some(true), Some(false)) => (
+                    rule_tls_required_flag(),
+                    "TLS is required but STARTTLS is offered without <required/>".to_string(),
+                ),
+                (None, Some(_)) => (
+                    configuration("SPEC §4.1"),
+                    "STARTTLS offered although TLS is not supported".to_string(),
+                ),
+                _ => (
+                    configuration("SPEC §4.1"),
+                    format!(
+                        "STARTTLS offer {:?} where {:?} was expected",
+                        clear.starttls, want
+                    ),
                 ),
             };
-            out.push(Finding { must: true, text });
+            out.push(Finding::new(rule, text));
         }
         empty_mechanisms(clear, "before TLS", out);
         if !clear.mechanisms.is_empty() {
-            out.push(Finding {
-                must: true,
-                text: format!(
-                    "SASL mechanisms {:?} offered before TLS (SPEC §4.1, XEP-0178 §3)",
-                    clear.mechanisms
-                ),
-            });
+            out.push(Finding::new(
+                rule_mechanisms_before_tls(t.tls == Setting::Required),
+                format!("SASL mechanisms {:?} offered before TLS", clear.mechanisms),
+            ));
         }
         dialback_offer(
             clear,
             admitted.contains(Method::TcpDialback),
             "before TLS",
+            t.tls == Setting::Required,
             out,
         );
     }
@@ -247,30 +374,43 @@ fn inbound_invariants(p: &Pairing, r: &InitiatorReport, out: &mut Vec<Finding>) 
         let external = tls.mechanisms.iter().any(|m| m == "EXTERNAL");
         if external && !want_external {
             // XEP-0178 says SHOULD: offering is tolerated if <failure/> follows.
-            out.push(Finding {
-                must: false,
-                text: "EXTERNAL offered although the peer's certificate does not authenticate it \
-                       or SASL is not admitted (XEP-0178 §3)"
-                    .into(),
-            });
+            let (rule, text) = if admitted.contains(Method::SaslOverTls) {
+                (
+                    rule_external_offer_bad_cert(),
+                    "EXTERNAL offered although the peer's certificate does not authenticate it",
+                )
+            } else {
+                (
+                    configuration("SPEC §4.1"),
+                    "EXTERNAL offered although the configuration admits no SASL over TLS",
+                )
+            };
+            out.push(Finding::new(rule, text));
         } else if !external && want_external {
-            out.push(Finding {
-                must: true,
-                text: "EXTERNAL not offered although SASL over TLS is admitted and the peer's \
-                       certificate is valid (SPEC §4.1)"
-                    .into(),
-            });
+            // "The receiving entity SHOULD offer the SASL EXTERNAL mechanism
+            // if" the certificate is acceptable; a missing offer shows in the
+            // outcome too, where the configuration decides.
+            // An identity type the server need not support (XmppAddr, a
+            // wildcard) may make the certificate unacceptable to it, so the
+            // SHOULD's condition need not hold: reported only.
+            out.push(Finding::new(
+                optional_identity(p.cert)
+                    .unwrap_or_else(|| protocol(Keyword::Should, "RFC 6120 §6.3.4")),
+                "EXTERNAL not offered although SASL over TLS is admitted and the peer's \
+                 certificate is valid",
+            ));
         }
         if tls.starttls.is_some() {
-            out.push(Finding {
-                must: true,
-                text: "STARTTLS offered again on an encrypted stream (RFC 6120 §5.4.3.3)".into(),
-            });
+            out.push(Finding::new(
+                rule_starttls_again(),
+                "STARTTLS offered again on an encrypted stream",
+            ));
         }
         dialback_offer(
             tls,
             admitted.contains(Method::TlsDialback),
             "after TLS",
+            false,
             out,
         );
     }
@@ -278,32 +418,36 @@ fn inbound_invariants(p: &Pairing, r: &InitiatorReport, out: &mut Vec<Finding>) 
 
 fn empty_mechanisms(f: &FeaturesSeen, state: &str, out: &mut Vec<Finding>) {
     if f.empty_mechanisms {
-        out.push(Finding {
-            must: true,
-            text: format!(
-                "an empty <mechanisms/> offered {state}: malformed, RFC 6120 §6.4.1 requires at \
-                 least one mechanism (SPEC §4.1)"
+        out.push(Finding::new(
+            rule_empty_mechanisms(),
+            format!(
+                "an empty <mechanisms/> offered {state}: malformed, at least one mechanism is \
+                 required"
             ),
-        });
+        ));
     }
 }
 
-fn dialback_offer(f: &FeaturesSeen, admitted: bool, state: &str, out: &mut Vec<Finding>) {
+fn dialback_offer(
+    f: &FeaturesSeen,
+    admitted: bool,
+    state: &str,
+    tls_required_clear: bool,
+    out: &mut Vec<Finding>,
+) {
     if f.dialback && !admitted {
-        out.push(Finding {
-            must: false,
-            text: format!(
+        out.push(Finding::new(
+            rule_dialback_offer_not_admitted(tls_required_clear),
+            format!(
                 "dialback feature offered {state} where the configuration does not admit it \
-                 (SPEC §4.1; what MUST hold is that a db:result is then refused)"
+                 (what must hold is that a db:result is then refused)"
             ),
-        });
+        ));
     } else if !f.dialback && admitted {
-        out.push(Finding {
-            must: true,
-            text: format!(
-                "dialback feature not offered {state} although admitted (SPEC §4.1, XEP-0220 §2.4)"
-            ),
-        });
+        out.push(Finding::new(
+            configuration("SPEC §4.1"),
+            format!("dialback feature not offered {state} although admitted"),
+        ));
     }
 }
 
@@ -313,31 +457,105 @@ fn outbound_invariants(p: &Pairing, obs: &Observation, out: &mut Vec<Finding>) {
     let admitted = methods(p.target);
     for e in &obs.server_events {
         match e {
-            ServerEvent::Violation { kind, tls, element, .. } => {
+            ServerEvent::Violation {
+                kind, tls, element, ..
+            } => {
                 let what = element.as_ref().map(|e| e.xml.clone()).unwrap_or_default();
-                let text = match kind {
-                    ViolationKind::UnauthenticatedStanza if !tls && p.target.tls == Setting::Required => {
-                        format!("a clear-text stanza toward a partner whose TLS is required (SPEC §4.2): {what}")
+                let (rule, text) = match kind {
+                    ViolationKind::UnauthenticatedStanza
+                        if !tls && p.target.tls == Setting::Required =>
+                    {
+                        (
+                            configuration("SPEC §4.2"),
+                            format!(
+                                "a clear-text stanza toward a partner whose TLS is required: {what}"
+                            ),
+                        )
                     }
-                    other => format!("{other:?} on a stream toward the peer (tls={tls}): {what}"),
+                    other => (
+                        violation_rule(*other),
+                        format!("{other:?} on a stream toward the peer (tls={tls}): {what}"),
+                    ),
                 };
-                out.push(Finding { must: true, text });
+                out.push(Finding::new(rule, text));
             }
-            ServerEvent::Authenticated { method, .. } if !admitted.contains(*method) => out.push(Finding {
-                must: true,
-                text: format!(
-                    "the target authenticated with {}, which its configuration does not admit (SPEC §4.2)",
-                    method.title()
-                ),
-            }),
+            ServerEvent::Authenticated { method, .. } if !admitted.contains(*method) => {
+                out.push(Finding::new(
+                    configuration("SPEC §4.2"),
+                    format!(
+                        "the target authenticated with {}, which its configuration does not admit",
+                        method.title()
+                    ),
+                ))
+            }
             _ => {}
         }
+    }
+}
+
+/// The text each kind of misbehaviour toward the peer's receiving server
+/// breaks (SPEC §4.6).
+fn violation_rule(kind: ViolationKind) -> Requirement {
+    match kind {
+        ViolationKind::UnauthenticatedStanza => protocol(Keyword::MustNot, "XEP-0220 §2.1.1"),
+        // "The domainpart of the JID contained in the stanza's 'from'
+        // attribute MUST match the FQDN of the sending server"
+        ViolationKind::InvalidFrom => protocol(Keyword::Must, "RFC 6120 §8.1.2.2"),
+        ViolationKind::ImproperAddressing => protocol(Keyword::Must, "RFC 6120 §8.1.1.2"),
+        // XEP-0220 §2.4.1 makes the declaration the signal of support but no
+        // text forbids an attempt: reported, never a failure (SPEC §4.7).
+        ViolationKind::DialbackNotOffered => protocol(Keyword::May, "XEP-0220 §2.4.1"),
+        ViolationKind::SaslNotOffered => Requirement::advisory("RFC 6120 §6.4.2"),
+        // RFC 7590 §3.1: the initiating entity "MUST NOT be deterred from
+        // attempting TLS negotiation even if the receiving entity does not
+        // advertise support for TLS".
+        ViolationKind::StartTlsNotOffered => protocol(Keyword::May, "RFC 7590 §3.1"),
+        ViolationKind::Unexpected => configuration("SPEC §4.2"),
+    }
+}
+
+// Rules whose level the RFC text decides; one place each.
+fn rule_tls_required_flag() -> Requirement {
+    protocol(Keyword::Must, "RFC 6120 §5.4.1")
+}
+fn rule_mechanisms_before_tls(tls_required: bool) -> Requirement {
+    if tls_required {
+        // "it MUST NOT advertise that mechanism ... before TLS negotiation
+        // has been completed"
+        protocol(Keyword::MustNot, "RFC 6120 §6.3.4")
+    } else {
+        // Nothing forbids it where TLS is optional; XEP-0178 §3's flow
+        // offers EXTERNAL after TLS.
+        Requirement::advisory("XEP-0178 §3")
+    }
+}
+fn rule_external_offer_bad_cert() -> Requirement {
+    // "the receiving entity MAY offer the SASL EXTERNAL mechanism under other
+    // circumstances, as well"
+    protocol(Keyword::May, "RFC 6120 §6.3.4")
+}
+fn rule_starttls_again() -> Requirement {
+    protocol(Keyword::MustNot, "RFC 6120 §5.4.3.3")
+}
+fn rule_empty_mechanisms() -> Requirement {
+    // Only the descriptive schema requires a <mechanism/> child.
+    Requirement::advisory("RFC 6120 §6.4.1, Appendix A.4 (schema)")
+}
+fn rule_dialback_offer_not_admitted(tls_required_clear: bool) -> Requirement {
+    if tls_required_clear {
+        // "the receiving entity SHOULD NOT advertise support for any stream
+        // feature except STARTTLS"
+        protocol(Keyword::ShouldNot, "RFC 6120 §5.3.1")
+    } else {
+        configuration("SPEC §4.1")
     }
 }
 
 /// What must happen with a peer whose domain matches no partner (SPEC §2).
 pub fn stranger_expected() -> Expected {
     Expected {
+        source: Some(configuration("SPEC §2")),
+        alternatives: Vec::new(),
         outcome: Outcome::Refused.to_string(),
         tls: false,
         rationale: "A domain that matches no partner configuration is not a partner: streams \
@@ -349,16 +567,16 @@ pub fn stranger_expected() -> Expected {
 
 /// A stranger must never be authenticated inbound, and never be connected
 /// to (let alone sent a stanza) outbound.
-pub fn judge_stranger(direction: Direction, obs: &Observation) -> Judgement {
-    let mut messages = Vec::new();
+pub fn judge_stranger(direction: Direction, obs: &Observation, policy: Policy) -> Judgement {
+    let mut findings = Vec::new();
     let mut facts = Vec::new();
     match direction {
         Direction::Inbound => {
             let method = obs.initiator.as_ref().and_then(|r| r.method);
             if let Some(m) = method {
-                messages.push(format!(
-                    "MUST: the target accepted a stranger with {} (SPEC §2)",
-                    m.title()
+                findings.push(Finding::new(
+                    configuration("SPEC §2"),
+                    format!("the target accepted a stranger with {}", m.title()),
                 ));
             }
             if let Some(e) = obs.initiator.as_ref().and_then(|r| r.stream_error.clone()) {
@@ -372,31 +590,27 @@ pub fn judge_stranger(direction: Direction, obs: &Observation) -> Judgement {
                 .filter(|e| matches!(e, ServerEvent::Header { .. }))
                 .count();
             if streams > 0 {
-                messages.push(format!(
-                    "MUST: the target opened {streams} stream(s) toward a domain that is no partner (SPEC §2)"
+                findings.push(Finding::new(
+                    configuration("SPEC §2"),
+                    format!(
+                        "the target opened {streams} stream(s) toward a domain that is no partner"
+                    ),
                 ));
             }
             facts.push(format!("{streams} stream(s) opened toward the stranger"));
         }
     }
-    let refused = messages.is_empty();
-    Judgement {
-        verdict: if refused {
-            Verdict::Pass
+    let refused = findings.is_empty();
+    let observed = Observed {
+        outcome: if refused {
+            "refused".into()
         } else {
-            Verdict::Fail
+            "accepted".into()
         },
-        observed: Observed {
-            outcome: if refused {
-                "refused".into()
-            } else {
-                "accepted".into()
-            },
-            tls: false,
-            facts,
-        },
-        messages,
-    }
+        tls: false,
+        facts,
+    };
+    Judgement::of(observed, deviations(findings, policy))
 }
 
 #[cfg(test)]
@@ -415,10 +629,11 @@ mod tests {
         }
     }
 
-    /// SPEC §4.1: an empty `<mechanisms/>` is malformed wherever it appears,
-    /// and nothing else about correct features is a finding.
+    /// An empty `<mechanisms/>` breaks only the descriptive schema of RFC
+    /// 6120 (advisory: non-strict), and nothing else about correct features
+    /// is a finding.
     #[test]
-    fn an_empty_mechanisms_element_is_a_must_finding() {
+    fn an_empty_mechanisms_element_is_an_advisory_finding() {
         let clear = FeaturesSeen {
             starttls: Some(false),
             dialback: true,
@@ -446,7 +661,7 @@ mod tests {
         inbound_invariants(&inbound("OO1"), &report, &mut out);
         assert_eq!(out.len(), 1);
         assert!(
-            out[0].must
+            out[0].rule.severity(Policy::Lync) == Severity::NonStrict
                 && out[0]
                     .text
                     .contains("empty <mechanisms/> offered before TLS")

@@ -20,6 +20,7 @@ use crate::peer::{PeerEnv, PeerProfile, ServerEvent, TargetInfo, initiate};
 use crate::pki::{CertVariant, KeyType, Pki};
 use crate::refproxy::{self, Faults, ProxyEvent, RefProxy};
 use crate::report::{CaseResult, Expected, Observed, Verdict};
+use crate::requirement::{Deviation, Requirement};
 use crate::scenario::{CASE_ZONE, Case, CaseKind, peer_domain, stranger_domain};
 use crate::stream::Transcript;
 use crate::target::managed::{ManagedServer, Setup};
@@ -230,15 +231,15 @@ impl Harness {
         let transcript = Transcript::new();
         let outcome =
             tokio::time::timeout(self.options.case_deadline, self.play(case, &transcript)).await;
-        let (verdict, expected, observed, messages) = match outcome {
+        let parts = match outcome {
             Ok(Ok(parts)) => parts,
-            Ok(Err(harness_error)) => (
+            Ok(Err(harness_error)) => Parts::new(
                 Verdict::Error,
                 None,
                 None,
                 vec![format!("harness error: {harness_error}")],
             ),
-            Err(_) => (
+            Err(_) => Parts::new(
                 Verdict::Error,
                 None,
                 None,
@@ -248,6 +249,13 @@ impl Harness {
                 )],
             ),
         };
+        let Parts {
+            verdict,
+            expected,
+            observed,
+            messages,
+            deviations,
+        } = parts;
         CaseResult {
             id: case.id.clone(),
             family: case.family.clone(),
@@ -256,7 +264,7 @@ impl Harness {
             expected,
             observed,
             messages,
-            deviations: Vec::new(),
+            deviations,
             duration_ms: started.elapsed().as_millis() as u64,
             transcript: transcript.entries(),
         }
@@ -284,6 +292,8 @@ impl Harness {
                 n.tls, n.sasl, n.dialback
             ),
             refs: vec!["SPEC §3".into(), "SPEC §4".into()],
+            source: Some(Requirement::configuration("SPEC §3")),
+            alternatives: Vec::new(),
         };
         let text = format!(
             "[local]\ndomains = [\"{}\"]\n\n[[partner]]\ndomain = \"invalid-row.{CASE_ZONE}\"\n\
@@ -296,7 +306,9 @@ impl Harness {
                 vec![format!("rejected at load: {}", d.len())],
             ),
             Ok(loaded) => match self.target.check_config(&loaded) {
-                Err(reason) => return (Verdict::NotApplicable, Some(expected), None, vec![reason]),
+                Err(reason) => {
+                    return Parts::new(Verdict::NotApplicable, Some(expected), None, vec![reason]);
+                }
                 Ok(Err(codes)) => (
                     "configuration refused",
                     vec![format!("rejected with {}", codes.join(", "))],
@@ -310,20 +322,25 @@ impl Harness {
             tls: false,
             facts,
         };
-        let messages = if pass {
+        let deviations = if pass {
             vec![]
         } else {
-            vec![format!(
-                "MUST: the target accepted an invalid configuration: {}",
-                expected.rationale
+            vec![Deviation::new(
+                Requirement::configuration("SPEC §3"),
+                self.options.policy,
+                format!(
+                    "the target accepted an invalid configuration: {}",
+                    expected.rationale
+                ),
             )]
         };
-        (
-            if pass { Verdict::Pass } else { Verdict::Fail },
-            Some(expected),
-            Some(observed),
-            messages,
-        )
+        Parts {
+            verdict: if pass { Verdict::Pass } else { Verdict::Fail },
+            expected: Some(expected),
+            observed: Some(observed),
+            messages: deviations.iter().map(Deviation::message).collect(),
+            deviations,
+        }
     }
 
     async fn pairing_case(&self, p: &Pairing, transcript: &Transcript) -> Result<Parts, String> {
@@ -345,7 +362,7 @@ impl Harness {
         };
         let obs = self.observe(&exchange, transcript).await?;
         if let Some(reason) = obs.unsupported {
-            return Ok((
+            return Ok(Parts::new(
                 Verdict::NotApplicable,
                 Some(expected_of(&expectation)),
                 None,
@@ -353,12 +370,7 @@ impl Harness {
             ));
         }
         let j = judge(p, &expectation, &obs);
-        Ok((
-            j.verdict,
-            Some(expected_of(&expectation)),
-            Some(j.observed),
-            j.messages,
-        ))
+        Ok(j.into_parts(Some(expected_of(&expectation))))
     }
 
     async fn stranger_case(
@@ -378,20 +390,15 @@ impl Harness {
         };
         let obs = self.observe(&exchange, transcript).await?;
         if let Some(reason) = obs.unsupported {
-            return Ok((
+            return Ok(Parts::new(
                 Verdict::NotApplicable,
                 Some(judge::stranger_expected()),
                 None,
                 vec![reason],
             ));
         }
-        let j = judge::judge_stranger(direction, &obs);
-        Ok((
-            j.verdict,
-            Some(judge::stranger_expected()),
-            Some(j.observed),
-            j.messages,
-        ))
+        let j = judge::judge_stranger(direction, &obs, self.options.policy);
+        Ok(j.into_parts(Some(judge::stranger_expected())))
     }
 
     /// Plays one exchange between a simulated peer and the target and
@@ -546,7 +553,32 @@ impl Harness {
     }
 }
 
-type Parts = (Verdict, Option<Expected>, Option<Observed>, Vec<String>);
+/// What one case produced, before timing and transcript are added.
+struct Parts {
+    verdict: Verdict,
+    expected: Option<Expected>,
+    observed: Option<Observed>,
+    messages: Vec<String>,
+    /// The unmet expectations with their sources (SPEC §4.6).
+    deviations: Vec<Deviation>,
+}
+
+impl Parts {
+    fn new(
+        verdict: Verdict,
+        expected: Option<Expected>,
+        observed: Option<Observed>,
+        messages: Vec<String>,
+    ) -> Parts {
+        Parts {
+            verdict,
+            expected,
+            observed,
+            messages,
+            deviations: Vec::new(),
+        }
+    }
+}
 
 const LOOPBACK_ANY_PORT: SocketAddr =
     SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST), 0);

@@ -58,6 +58,8 @@ impl Harness {
                 script.file
             ),
             refs: script.refs.clone(),
+            source: None,
+            alternatives: Vec::new(),
         };
         let Some((n, step, want, got)) = unmet else {
             let observed = Observed {
@@ -65,7 +67,12 @@ impl Harness {
                 tls,
                 facts,
             };
-            return Ok((Verdict::Pass, Some(expected), Some(observed), vec![]));
+            return Ok(Parts::new(
+                Verdict::Pass,
+                Some(expected),
+                Some(observed),
+                vec![],
+            ));
         };
         let verdict = match script.level {
             Level::Must => Verdict::Fail,
@@ -86,6 +93,11 @@ impl Harness {
             tls,
             facts,
         };
-        Ok((verdict, Some(expected), Some(observed), vec![message]))
+        Ok(Parts::new(
+            verdict,
+            Some(expected),
+            Some(observed),
+            vec![message],
+        ))
     }
 }

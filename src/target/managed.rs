@@ -293,7 +293,7 @@ async fn wait_ready(
 /// Whether the server answers a server-to-server stream header with its
 /// own: an accepting socket alone says little while a server still starts
 /// (ejabberd accepts before it serves streams).
-async fn answers_stream_header(addr: SocketAddr, domain: &str) -> bool {
+pub(crate) async fn answers_stream_header(addr: SocketAddr, domain: &str) -> bool {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let attempt = async {
         let mut tcp = tokio::net::TcpStream::connect(addr).await.ok()?;

@@ -9,7 +9,9 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
-use crate::oracle::{Direction, DnsVariant, Policy};
+use crate::oracle::{
+    Direction, DnsVariant, Pairing, Policy, certificate_defect, optional_identity,
+};
 use crate::partner::{Method, Negotiation, PartnerType, Setting, methods};
 use crate::scenario::script::{Action, Script, Step};
 use crate::scenario::{Case, CaseKind};
@@ -157,12 +159,25 @@ pub struct Capability {
 
 /// What one value of a setting puts into the configuration.
 #[derive(Debug, Clone, Default, Deserialize, PartialEq, Eq)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct Fragment {
     #[serde(default)]
     pub settings: Vec<String>,
     #[serde(default)]
     pub modules: Vec<String>,
+    /// Methods a server with this value can never admit (a policy switch that
+    /// refuses every clear-text stream excludes `tcp-dialback`).
+    #[serde(default)]
+    pub excludes: Vec<Method>,
+    /// The TLS settings this value can be combined with (empty: any). A
+    /// policy switch that requires encryption everywhere leaves `required`.
+    #[serde(default)]
+    pub tls_values: Vec<Setting>,
+    /// With this value the server refuses every stream whose peer
+    /// certificate fails, whatever the method (Prosody's `s2s_secure_auth`),
+    /// where s2spec's strict policy rules out only SASL EXTERNAL inbound.
+    #[serde(default)]
+    pub certificate_bound: bool,
 }
 
 impl Capability {
@@ -418,6 +433,27 @@ pub fn express(caps: &Capabilities, t: Negotiation, policy: Policy) -> Result<Gr
         .into_iter()
         .find(|g| g.methods() == want.to_vec() && g.fragments(caps).is_ok())
     {
+        let policy_value = caps.policy.fragment("policy", &policy.to_string())?;
+        if !policy_value.tls_values.is_empty() && !policy_value.tls_values.contains(&g.tls) {
+            return Err(reason(format!(
+                "under policy {policy} the server cannot have tls = {} ({})",
+                g.tls,
+                caps.policy
+                    .how
+                    .as_deref()
+                    .unwrap_or("the profile's policy switch")
+            )));
+        }
+        if let Some(m) = want.iter().find(|m| policy_value.excludes.contains(m)) {
+            return Err(reason(format!(
+                "under policy {policy} the server cannot admit {} ({})",
+                m.title(),
+                caps.policy
+                    .how
+                    .as_deref()
+                    .unwrap_or("the profile's policy switch")
+            )));
+        }
         return Ok(g);
     }
     // Nothing fits: explain with the natural spelling.
@@ -472,9 +508,38 @@ pub fn decide(caps: &Capabilities, case: &Case, policy: Policy) -> Decision {
             if p.dns == DnsVariant::ProxyFqdn && caps.proxy_fqdn.scope == Scope::None {
                 return na(&caps.proxy_fqdn, "a proxy FQDN");
             }
+            if let Some(reason) = certificate_bound_mismatch(caps, p, policy) {
+                return Decision::NotApplicable(reason);
+            }
             run_as(caps, p.target, policy)
         }
     }
+}
+
+/// A server whose policy value refuses every failing certificate cannot
+/// express what s2spec's policy expects where only dialback is shared and the
+/// initiating certificate fails: s2spec expects dialback to proceed there.
+fn certificate_bound_mismatch(caps: &Capabilities, p: &Pairing, policy: Policy) -> Option<String> {
+    let value = caps.policy.values.get(policy.as_str())?;
+    // An identity type the server need not support counts as failing for it.
+    let fails = certificate_defect(p.cert).is_some() || optional_identity(p.cert).is_some();
+    if !value.certificate_bound || p.direction != Direction::Inbound || !fails {
+        return None;
+    }
+    let shared = methods(p.target).intersection(methods(p.peer));
+    if shared.contains(Method::SaslOverTls) || shared.is_empty() {
+        return None;
+    }
+    Some(format!(
+        "under policy {policy} the server refuses every stream whose certificate fails ({}), \
+         where s2spec expects {} to proceed: only SASL EXTERNAL rests on the initiating \
+         certificate (SPEC §4.4)",
+        caps.policy
+            .how
+            .as_deref()
+            .unwrap_or("the profile's policy switch"),
+        shared
+    ))
 }
 
 /// Run in the group of configuration `t`, or not-applicable with the reason.
@@ -564,13 +629,14 @@ pub fn plan(caps: &Capabilities, cases: &[Case], policy: Policy) -> Plan {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::oracle::{CertVariant, Pairing};
+    use crate::oracle::CertVariant;
     use crate::scenario::pairing_id;
 
     fn frag(settings: &[&str], modules: &[&str]) -> Fragment {
         Fragment {
             settings: settings.iter().map(|s| s.to_string()).collect(),
             modules: modules.iter().map(|s| s.to_string()).collect(),
+            ..Fragment::default()
         }
     }
 
@@ -812,7 +878,59 @@ mod tests {
         for t in Negotiation::all().filter(|t| crate::partner::negotiation_is_valid(*t)) {
             express(&p.capabilities, t, Policy::Lync).unwrap();
         }
-        assert!(express(&p.capabilities, n("OO1"), Policy::Strict).is_err());
+        // Strict (s2s_secure_auth) requires TLS on every stream: exactly the
+        // rows with TLS required are expressible.
+        for t in Negotiation::all().filter(|t| crate::partner::negotiation_is_valid(*t)) {
+            let required = t.tls == Setting::Required;
+            match express(&p.capabilities, t, Policy::Strict) {
+                Ok(g) => {
+                    assert!(required, "{}", t.code());
+                    assert_eq!(g.policy, Policy::Strict);
+                }
+                Err(e) => assert!(
+                    !required && e.contains("policy strict"),
+                    "{}: {e}",
+                    t.code()
+                ),
+            }
+        }
+    }
+
+    /// Prosody's strict switch refuses a failing certificate even for
+    /// dialback: the inbound cases where only dialback is shared and the
+    /// certificate fails are not-applicable under strict, and only there.
+    #[test]
+    fn a_certificate_bound_policy_leaves_out_what_it_cannot_express() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/targets");
+        let caps = Profile::named(&dir, "prosody").unwrap().capabilities;
+        let case = |t: &str, peer: &str, cert, direction| Case {
+            id: "x".into(),
+            family: "certificates".into(),
+            description: String::new(),
+            kind: CaseKind::Pairing(Pairing {
+                target: n(t),
+                peer: n(peer),
+                direction,
+                cert,
+                dns: DnsVariant::Srv,
+            }),
+        };
+        let na = |c: &Case, p| matches!(decide(&caps, c, p), Decision::NotApplicable(_));
+        let dialback_only = case("RN1", "RO1", CertVariant::Expired, Direction::Inbound);
+        assert!(na(&dialback_only, Policy::Strict));
+        assert!(!na(&dialback_only, Policy::Lync));
+        // SASL shared: s2spec's strict policy refuses too, so it runs.
+        let with_sasl = case("RO1", "RO1", CertVariant::Expired, Direction::Inbound);
+        assert!(!na(&with_sasl, Policy::Strict));
+        // A valid certificate, or the outbound direction, runs as well.
+        assert!(!na(
+            &case("RN1", "RO1", CertVariant::Valid, Direction::Inbound),
+            Policy::Strict
+        ));
+        assert!(!na(
+            &case("RN1", "RO1", CertVariant::Expired, Direction::Outbound),
+            Policy::Strict
+        ));
     }
 
     /// ejabberd: EXTERNAL cannot be switched off, so exactly the valid rows
@@ -836,6 +954,13 @@ mod tests {
             }
         }
         assert_eq!(groups.len(), 5);
+        // Strict is ejabberd without dialback: only the SASL-only rows.
+        for t in Negotiation::all().filter(|t| crate::partner::negotiation_is_valid(*t)) {
+            let dialback = methods(t).contains(Method::TlsDialback)
+                || methods(t).contains(Method::TcpDialback);
+            let ok = express(&p.capabilities, t, Policy::Strict).is_ok();
+            assert_eq!(ok, !dialback && t.tls.enabled(), "{}", t.code());
+        }
     }
 
     /// Scenarios: plain federated partners run in the group of their

@@ -198,7 +198,16 @@ impl Html<'_> {
                 v.as_str()
             );
         }
-        self.w("</p>\n<nav><ul>");
+        self.w("</p>\n");
+        if s.fail + s.non_strict > 0 {
+            let _ = writeln!(
+                self.out,
+                "<p class=\"summary\">By source (SPEC §4.6): fail — {}; non-strict — {}.</p>",
+                text(&s.fail_by_source.line()),
+                text(&s.non_strict_by_source.line())
+            );
+        }
+        self.w("<nav><ul>");
         let mut toc: Vec<(&str, String)> = vec![("grid", "Compatibility grid".into())];
         if !layout.certs.is_empty() {
             toc.push(("certificates", "Certificates".into()));
@@ -537,6 +546,20 @@ impl Html<'_> {
             if !e.refs.is_empty() {
                 let refs: Vec<String> = e.refs.iter().map(|r| text(r)).collect();
                 let _ = writeln!(self.out, "<p><b>References:</b> {}</p>", refs.join("; "));
+            }
+            if let Some(src) = &e.source {
+                let _ = writeln!(
+                    self.out,
+                    "<p><b>Another outcome deviates from:</b> {}</p>",
+                    text(&src.label())
+                );
+            }
+            if !e.alternatives.is_empty() {
+                self.w("<p><b>Alternatives:</b></p><ul>");
+                for a in &e.alternatives {
+                    let _ = write!(self.out, "<li>{}</li>", text(a));
+                }
+                self.w("</ul>\n");
             }
         }
         if let Some(o) = &c.observed

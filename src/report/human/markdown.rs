@@ -144,6 +144,14 @@ fn header(out: &mut String, report: &Report) {
         mark(Verdict::Error),
         s.error
     );
+    if s.fail + s.non_strict > 0 {
+        let _ = writeln!(
+            out,
+            "By source (SPEC §4.6): fail — {}; non-strict — {}.\n",
+            s.fail_by_source.line(),
+            s.non_strict_by_source.line()
+        );
+    }
     out.push_str(
         "Legend: 🟩 pass · 🟨 non-strict · 🟥 fail · 🟪 error · ⬜ not applicable. \
          Cells show the observed outcome: SASL = SASL over TLS, TLS-DB = TLS Dialback, \
@@ -355,6 +363,16 @@ fn problem(out: &mut String, c: &CaseResult, anchor: &str, no_transcript: &str) 
             if !e.refs.is_empty() {
                 let refs: Vec<String> = e.refs.iter().map(|r| md(r)).collect();
                 let _ = writeln!(out, "  - references: {}", refs.join("; "));
+            }
+            if let Some(src) = &e.source {
+                let _ = writeln!(
+                    out,
+                    "  - another outcome deviates from: {}",
+                    md(&src.label())
+                );
+            }
+            for a in &e.alternatives {
+                let _ = writeln!(out, "  - alternative: {}", md(a));
             }
         }
         None => out.push_str("- **Expected:** nothing (no expectation)\n"),
