@@ -14,6 +14,8 @@ pub mod cli;
 pub mod dialback;
 pub mod dns;
 pub mod features;
+pub mod gate;
+pub mod lync;
 pub mod oracle;
 pub mod partner;
 pub mod peer;

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use s2spec::report::{Verdict, read_json};
+use s2spec::report::{Partition, Transcripts, Verdict, read_json};
 
 mod child;
 use child::{BIN, Guard, run, spawn_listening};
@@ -38,13 +38,38 @@ fn a_filtered_run_writes_both_reports_and_exits_0() {
     let report = read_json(&dir.join("report.json")).unwrap();
     assert_eq!(report.summary.total, 2);
     assert!(report.cases.iter().all(|c| c.verdict == Verdict::Pass));
+    // By default passing cases keep no transcript in the file.
+    assert_eq!(report.run.transcripts, Some(Transcripts::Failing));
+    assert!(report.cases.iter().all(|c| c.transcript.is_empty()));
+    let selection = report.run.selection.as_ref().unwrap();
+    assert_eq!(selection.filter, ["matrix/out/t-RO1/p-OR"]);
+    assert_eq!(selection.partition, None);
+    let html = std::fs::read_to_string(dir.join("report.html")).unwrap();
+    assert!(html.contains("Transcript omitted (--transcripts failing)."));
+    let junit = std::fs::read_to_string(dir.join("junit.xml")).unwrap();
+    assert!(junit.contains("matrix/out/t-RO1/p-OR1/valid/srv"));
+    assert!(stdout.contains("total"), "{stdout}");
+
+    let out = run(&[
+        "run",
+        "--filter",
+        "matrix/out/t-RO1/p-OR",
+        "--transcripts",
+        "all",
+        "--partition",
+        "2/2",
+        "--report-dir",
+        dir.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(0));
+    let report = read_json(&dir.join("report.json")).unwrap();
+    assert_eq!(report.summary.total, 1);
     assert!(
         report.cases.iter().all(|c| !c.transcript.is_empty()),
         "transcripts recorded"
     );
-    let junit = std::fs::read_to_string(dir.join("junit.xml")).unwrap();
-    assert!(junit.contains("matrix/out/t-RO1/p-OR1/valid/srv"));
-    assert!(stdout.contains("total"), "{stdout}");
+    let partition = report.run.selection.and_then(|s| s.partition);
+    assert_eq!(partition, Some(Partition { k: 2, n: 2 }));
 }
 
 #[test]
@@ -274,6 +299,11 @@ fn snapshots_catch_a_behaviour_change() {
         11,
         "one snapshot per case"
     );
+    // Passing cases keep no transcript in report.json, but their snapshots
+    // are taken from the full transcripts in memory.
+    let snap =
+        std::fs::read_to_string(snaps.join("matrix__in__t-OO1__p-OO1__valid__srv.snap")).unwrap();
+    assert!(snap.contains("<starttls xmlns="), "{snap}");
     assert_eq!(args(&[]).status.code(), Some(0), "same behaviour, no drift");
     // A target that starts accepting invalid certificates behaves differently:
     // the snapshots say so, case by case.

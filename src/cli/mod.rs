@@ -5,10 +5,14 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod baseline;
 mod certs;
+mod diff;
 mod dns;
 mod list;
+mod lync;
 mod matrix;
+mod merge;
 mod probe;
 mod run;
 mod serve;
@@ -38,6 +42,8 @@ struct Cli {
     command: Command,
 }
 
+// Parsed once per process: the size of the largest variant does not matter.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Run the conformance cases against a target and write the reports (the main job).
@@ -50,6 +56,16 @@ enum Command {
     Matrix(matrix::Args),
     /// Mint a CA, an intermediate CA and certificate variants for domains.
     Certs(certs::Args),
+    /// Write a baseline of known deviations from a report.json.
+    Baseline(baseline::Args),
+    /// Compare two report.json files: new failures, fixed cases, changes.
+    Diff(diff::Args),
+    /// Merge the report.json files of a sharded (--partition) run.
+    Merge(merge::Args),
+    /// Read Get-CsXmppAllowedPartner output (Format-List or Export-Csv) into a partner set.
+    ImportLync(lync::ImportArgs),
+    /// Print the New-CsXmppAllowedPartner commands that recreate a partner set.
+    ExportLync(lync::ExportArgs),
     /// Serve a mock DNS zone until interrupted.
     Dns(dns::Args),
     /// Run the reference federation proxy until interrupted.
@@ -74,6 +90,11 @@ pub fn main() -> ExitCode {
         Command::Validate(args) => validate::run(args),
         Command::Matrix(args) => matrix::run(args),
         Command::Certs(args) => certs::run(args),
+        Command::Baseline(args) => baseline::run(args),
+        Command::Diff(args) => diff::run(args),
+        Command::Merge(args) => merge::run(args),
+        Command::ImportLync(args) => lync::import(args),
+        Command::ExportLync(args) => lync::export(args),
         Command::Dns(args) => dns::run(args),
         Command::Serve(args) => serve::run(args),
         Command::Probe(args) => probe::run(args),

@@ -44,7 +44,10 @@ impl TargetKind {
 #[derive(Debug, clap::Args)]
 #[command(
     after_help = "Exit status: 0 every case passed (non-strict allowed unless --strict), \
-1 a case failed, 2 the harness could not run (or a case ended in error)."
+1 a case failed, 2 the harness could not run (or a case ended in error).\n\
+With --baseline: 0 only known deviations, 1 a new or worse case (or, with \
+--baseline-strict, a fixed or changed entry), 2 harness trouble, an error case \
+the baseline does not list, or a bad baseline file (FILE:LINE:COL)."
 )]
 pub struct Args {
     /// The target under test.
@@ -81,9 +84,16 @@ pub struct Args {
     /// when missing); any difference fails the run: "no behaviour change".
     #[arg(long, value_name = "DIR")]
     snapshots: Option<PathBuf>,
+    /// Which cases keep their transcript in report.json and the other
+    /// reports: all, failing (non-strict, fail, error) or none. --snapshots
+    /// compares the full transcripts before they are left out.
+    #[arg(long, value_name = "WHICH", default_value = "failing", value_parser = parse_transcripts)]
+    transcripts: report::Transcripts,
     /// With --snapshots: overwrite differing snapshots instead of failing.
     #[arg(long, requires = "snapshots")]
     update_snapshots: bool,
+    #[command(flatten)]
+    gate: super::baseline::GateArgs,
     /// The matrix file.
     #[arg(long, value_name = "FILE", default_value = "scenarios/matrix.toml")]
     matrix: PathBuf,
@@ -109,6 +119,10 @@ pub struct Args {
 }
 
 fn parse_fault(s: &str) -> Result<Fault, String> {
+    s.parse()
+}
+
+fn parse_transcripts(s: &str) -> Result<report::Transcripts, String> {
     s.parse()
 }
 
@@ -161,6 +175,9 @@ pub fn run(args: Args) -> u8 {
 }
 
 fn run_inner(args: Args) -> Result<u8, String> {
+    // A bad baseline file is found before anything starts.
+    let gate = args.gate.clone();
+    let baseline = gate.load()?;
     let all = load_cases(&args.matrix)?;
     let cases = select(all.clone(), &args.filter, &args.skip, args.partition);
     if cases.is_empty() {
@@ -172,6 +189,14 @@ fn run_inner(args: Args) -> Result<u8, String> {
         TargetKind::Prosody => "prosody",
         TargetKind::Ejabberd => "ejabberd",
     };
+    if let (Some(b), Some(path)) = (&baseline, &gate.baseline) {
+        b.check(
+            target_name,
+            &args.policy.to_string(),
+            &path.display().to_string(),
+        )
+        .map_err(|e| e.to_string())?;
+    }
     // A managed server must be installed before anything starts.
     let profile = match args.target.managed() {
         Some(name) => {
@@ -235,46 +260,29 @@ fn run_inner(args: Args) -> Result<u8, String> {
         started: started_at,
         finished: now_rfc3339(),
         duration_ms: started.elapsed().as_millis() as u64,
+        transcripts: None,
+        selection: Some(report::Selection {
+            filter: args.filter.clone(),
+            skip: args.skip.clone(),
+            partition: args.partition.map(|(k, n)| report::Partition { k, n }),
+        }),
     };
-    let report = Report::new(run, results);
+    let mut report = Report::new(run, results);
+    // Snapshots need every transcript; compare them before any is left out.
+    let drifted = match &args.snapshots {
+        Some(dir) => compare_snapshots(&report, dir, args.update_snapshots)?,
+        None => 0,
+    };
+    report.keep_transcripts(args.transcripts);
     if let Some(version) = profile.as_ref().and_then(|p| p.version()) {
         let path = report_dir.join("VERSION");
         std::fs::create_dir_all(&report_dir)
             .and_then(|()| std::fs::write(&path, format!("{version}\n")))
             .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
     }
-    let json = report_dir.join("report.json");
-    let junit = report_dir.join("junit.xml");
-    report::write_json(&report, &json)
-        .map_err(|e| format!("cannot write {}: {e}", json.display()))?;
-    report::write_junit(&report, &junit)
-        .map_err(|e| format!("cannot write {}: {e}", junit.display()))?;
-    let markdown = report_dir.join("report.md");
-    let html = report_dir.join("report.html");
-    report::write_markdown(&report, &markdown)
-        .map_err(|e| format!("cannot write {}: {e}", markdown.display()))?;
-    report::write_html(&report, &html)
-        .map_err(|e| format!("cannot write {}: {e}", html.display()))?;
-    super::print_stdout(&report::summary_table(&report));
-    super::print_stdout(&format!(
-        "reports: {}, {}, {}, {}\n",
-        json.display(),
-        junit.display(),
-        markdown.display(),
-        html.display()
-    ));
-    let drifted = match &args.snapshots {
-        Some(dir) => compare_snapshots(&report, dir, args.update_snapshots)?,
-        None => 0,
-    };
-    let s = &report.summary;
-    Ok(if s.error > 0 {
-        exit::TROUBLE
-    } else if s.fail > 0 || drifted > 0 || (args.strict && s.non_strict > 0) {
-        exit::FAILED
-    } else {
-        exit::OK
-    })
+    gate.apply(&mut report, baseline.as_ref())?;
+    super::baseline::write_reports(&report, &report_dir)?;
+    Ok(super::baseline::exit_status(&report, args.strict, drifted))
 }
 
 /// Writes missing snapshots, reports (or with `update`, rewrites) differing

@@ -13,9 +13,109 @@ use super::{Report, SCHEMA};
 /// The file is written beside its final name and renamed into place, so a
 /// reader (or a crash mid-run) never sees half a report.
 pub fn write_json(report: &Report, path: &Path) -> io::Result<()> {
-    let mut text = serde_json::to_vec_pretty(report).map_err(io::Error::other)?;
+    write_atomic(path, &json_bytes(report)?)
+}
+
+/// `report` as JSON text: indented down to the level of a transcript's
+/// entries, each entry (and anything deeper) on one line. Fully indented, a
+/// transcript entry takes a dozen lines; this keeps the files of real
+/// servers, whose failing cases keep their transcripts, under 2 MB while
+/// every case and every entry still has lines of its own to diff.
+pub fn json_bytes(report: &Report) -> io::Result<Vec<u8>> {
+    let mut text = Vec::with_capacity(64 * 1024);
+    let mut ser = serde_json::Serializer::with_formatter(&mut text, Layered::default());
+    serde::Serialize::serialize(report, &mut ser).map_err(io::Error::other)?;
     text.push(b'\n');
-    write_atomic(path, &text)
+    Ok(text)
+}
+
+/// Nesting levels that are indented: the report (1), `cases` (2), a case
+/// (3) and its lists such as `transcript` (4); their members are compact.
+const INDENTED_LEVELS: usize = 4;
+
+/// A `serde_json` formatter: pretty down to [`INDENTED_LEVELS`], compact below.
+#[derive(Default)]
+struct Layered {
+    level: usize,
+    has_value: bool,
+}
+
+impl Layered {
+    fn indented(&self) -> bool {
+        self.level <= INDENTED_LEVELS
+    }
+
+    fn break_line<W: ?Sized + Write>(w: &mut W, level: usize) -> io::Result<()> {
+        w.write_all(b"\n")?;
+        for _ in 0..level {
+            w.write_all(b"  ")?;
+        }
+        Ok(())
+    }
+
+    fn open<W: ?Sized + Write>(&mut self, w: &mut W, bracket: &[u8]) -> io::Result<()> {
+        self.level += 1;
+        self.has_value = false;
+        w.write_all(bracket)
+    }
+
+    fn close<W: ?Sized + Write>(&mut self, w: &mut W, bracket: &[u8]) -> io::Result<()> {
+        if self.indented() && self.has_value {
+            Self::break_line(w, self.level.saturating_sub(1))?;
+        }
+        self.level = self.level.saturating_sub(1);
+        w.write_all(bracket)
+    }
+
+    fn member<W: ?Sized + Write>(&mut self, w: &mut W, first: bool) -> io::Result<()> {
+        if !first {
+            w.write_all(b",")?;
+        }
+        if self.indented() {
+            Self::break_line(w, self.level)?;
+        }
+        Ok(())
+    }
+}
+
+impl serde_json::ser::Formatter for Layered {
+    fn begin_array<W: ?Sized + Write>(&mut self, w: &mut W) -> io::Result<()> {
+        self.open(w, b"[")
+    }
+
+    fn end_array<W: ?Sized + Write>(&mut self, w: &mut W) -> io::Result<()> {
+        self.close(w, b"]")
+    }
+
+    fn begin_array_value<W: ?Sized + Write>(&mut self, w: &mut W, first: bool) -> io::Result<()> {
+        self.member(w, first)
+    }
+
+    fn end_array_value<W: ?Sized + Write>(&mut self, _w: &mut W) -> io::Result<()> {
+        self.has_value = true;
+        Ok(())
+    }
+
+    fn begin_object<W: ?Sized + Write>(&mut self, w: &mut W) -> io::Result<()> {
+        self.open(w, b"{")
+    }
+
+    fn end_object<W: ?Sized + Write>(&mut self, w: &mut W) -> io::Result<()> {
+        self.close(w, b"}")
+    }
+
+    fn begin_object_key<W: ?Sized + Write>(&mut self, w: &mut W, first: bool) -> io::Result<()> {
+        self.member(w, first)
+    }
+
+    fn begin_object_value<W: ?Sized + Write>(&mut self, w: &mut W) -> io::Result<()> {
+        w.write_all(if self.indented() { b": " } else { b":" })
+    }
+
+    fn end_object_value<W: ?Sized + Write>(&mut self, _w: &mut W) -> io::Result<()> {
+        self.has_value = true;
+        Ok(())
+    }
 }
 
 /// Reads a `report.json`, refusing files of another schema.
@@ -80,4 +180,33 @@ pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
         let _ = fs::remove_file(&tmp);
     }
     result
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(serde::Serialize)]
+    struct Deep {
+        a: Vec<Vec<Vec<Vec<u8>>>>,
+        b: Vec<u8>,
+    }
+
+    #[test]
+    fn layered_json_is_indented_to_level_four_then_compact() {
+        let deep = Deep {
+            a: vec![vec![vec![vec![1, 2]], vec![]]],
+            b: vec![],
+        };
+        let mut out = Vec::new();
+        let mut ser = serde_json::Serializer::with_formatter(&mut out, Layered::default());
+        serde::Serialize::serialize(&deep, &mut ser).unwrap();
+        let text = String::from_utf8(out).unwrap();
+        assert_eq!(
+            text,
+            "{\n  \"a\": [\n    [\n      [\n        [1,2]\n      ],\n      []\n    ]\n  ],\n  \"b\": []\n}"
+        );
+        let back: serde_json::Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(back["a"][0][0][0][1], 2);
+    }
 }

@@ -6,14 +6,16 @@ use serde::{Deserialize, Serialize};
 use crate::requirement::{Deviation, Requirement, Severity, SourceKind};
 use crate::stream::Entry;
 
+mod baseline;
 mod human;
 mod json;
 mod junit;
 mod snapshot;
 mod table;
 
+pub use baseline::{BaselineOutcome, FixedEntry, GateCase, KnownCase};
 pub use human::{case_anchor, html_string, markdown_string, write_html, write_markdown};
-pub use json::{read_json, write_json};
+pub use json::{json_bytes, read_json, write_json};
 pub use junit::{
     TRANSCRIPT_TAIL, group_of, junit_report, junit_string, transcript_line, write_junit,
 };
@@ -123,6 +125,64 @@ pub struct RunInfo {
     pub started: String,
     pub finished: String,
     pub duration_ms: u64,
+    /// Which transcripts the file keeps; absent in older reports, which keep all.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub transcripts: Option<Transcripts>,
+    /// How the cases were chosen, so shards of one run can be merged and
+    /// checked for overlap; absent in older reports.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub selection: Option<Selection>,
+}
+
+kebab_enum! {
+    /// Which cases keep their transcript in `report.json` (`--transcripts`).
+    Transcripts {
+        /// Every case.
+        All = "all",
+        /// Only cases that did not pass (non-strict, fail, error); a passing
+        /// transcript is what its snapshot already holds.
+        Failing = "failing",
+        /// None: the smallest file.
+        None = "none",
+    }
+}
+
+impl Transcripts {
+    /// Whether a case with this verdict keeps its transcript.
+    pub fn keeps(self, verdict: Verdict) -> bool {
+        match self {
+            Transcripts::All => true,
+            Transcripts::Failing => {
+                matches!(verdict, Verdict::NonStrict | Verdict::Fail | Verdict::Error)
+            }
+            Transcripts::None => false,
+        }
+    }
+}
+
+/// The selection of a run (`--filter`, `--skip`, `--partition`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Selection {
+    #[serde(default)]
+    pub filter: Vec<String>,
+    #[serde(default)]
+    pub skip: Vec<String>,
+    /// `K/N` of a sharded run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub partition: Option<Partition>,
+}
+
+/// Part `k` of `n` (1-based) of a sharded run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct Partition {
+    pub k: usize,
+    pub n: usize,
+}
+
+impl std::fmt::Display for Partition {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.k, self.n)
+    }
 }
 
 /// Counts per verdict.
@@ -208,6 +268,10 @@ pub struct Report {
     pub run: RunInfo,
     pub summary: Summary,
     pub cases: Vec<CaseResult>,
+    /// The run measured against a baseline of known deviations
+    /// (`--baseline`); absent otherwise and in older reports.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub baseline: Option<BaselineOutcome>,
 }
 
 impl Report {
@@ -218,6 +282,28 @@ impl Report {
             summary: Summary::of(&cases),
             run,
             cases,
+            baseline: None,
+        }
+    }
+
+    /// Drops the transcripts `mode` does not keep and records the mode, so
+    /// the renderings can say a transcript was left out rather than absent.
+    pub fn keep_transcripts(&mut self, mode: Transcripts) {
+        for case in &mut self.cases {
+            if !mode.keeps(case.verdict) {
+                case.transcript = Vec::new();
+            }
+        }
+        self.run.transcripts = Some(mode);
+    }
+
+    /// The line a rendering shows instead of an empty transcript.
+    pub fn no_transcript_note(&self, case: &CaseResult) -> String {
+        match self.run.transcripts {
+            Some(mode) if !mode.keeps(case.verdict) => {
+                format!("Transcript omitted (--transcripts {mode}).")
+            }
+            _ => "No transcript.".to_string(),
         }
     }
 }

@@ -142,6 +142,7 @@ impl Html<'_> {
         );
         self.header();
         self.w("<main>\n");
+        self.baseline();
         self.grids();
         self.variant_section("certificates", "Certificates", true);
         self.variant_section("dns", "DNS", false);
@@ -223,6 +224,9 @@ impl Html<'_> {
         let problems = report.cases.len() - s.pass.min(report.cases.len());
         toc.push(("problems", format!("Non-passing cases ({problems})")));
         toc.push(("passing", "Passing cases".into()));
+        if report.baseline.is_some() {
+            toc.insert(0, ("baseline", "Baseline".into()));
+        }
         for (id, title) in toc {
             let _ = write!(self.out, "<li><a href=\"#{id}\">{}</a></li>", text(&title));
         }
@@ -569,7 +573,8 @@ impl Html<'_> {
         }
         let t = &c.transcript;
         if t.is_empty() {
-            self.w("<p class=\"muted\">No transcript.</p>\n");
+            let note = self.report.no_transcript_note(c);
+            let _ = writeln!(self.out, "<p class=\"muted\">{}</p>", text(&note));
         } else {
             let _ = write!(
                 self.out,
@@ -632,6 +637,83 @@ impl Html<'_> {
                 self.w("</details>\n");
             }
             self.w("</details>\n");
+        }
+        self.w("</section>\n");
+    }
+}
+
+impl Html<'_> {
+    /// Known deviations, new and worse cases and fixed entries of a run
+    /// measured against a baseline, apart from the grids.
+    fn baseline(&mut self) {
+        let Some(b) = &self.report.baseline else {
+            return;
+        };
+        let _ = writeln!(
+            self.out,
+            "<section id=\"baseline\">\n<h2>Baseline</h2>\n<p>Measured against <code>{}</code>{}: <b>gate {}</b>. {} known deviation(s), {} new or worse, {} changed, {} fixed.</p>",
+            text(&b.file),
+            if b.strict { " (strict)" } else { "" },
+            if b.passes() { "holds" } else { "failed" },
+            b.known.len(),
+            b.new.iter().filter(|c| c.gating).count(),
+            b.changed.len(),
+            b.fixed.len()
+        );
+        if !b.new.is_empty() || !b.changed.is_empty() {
+            self.w("<h3>New, worse or changed</h3>\n<table class=\"list\"><thead><tr><th>case</th><th>verdict</th><th>baseline</th><th>message</th></tr></thead><tbody>");
+            for c in b.new.iter().chain(&b.changed) {
+                let baseline = match (c.baseline_verdict, c.line) {
+                    (Some(v), Some(l)) => format!("{v} (line {l})"),
+                    _ if c.gating => "not listed".to_string(),
+                    _ => "not listed (not gating)".to_string(),
+                };
+                let _ = write!(
+                    self.out,
+                    "<tr><td><code>{}</code></td><td class=\"{}\">{}</td><td>{}</td><td>{}</td></tr>",
+                    text(&c.id),
+                    vclass(c.verdict),
+                    c.verdict.as_str(),
+                    text(&baseline),
+                    text(&c.message)
+                );
+            }
+            self.w("</tbody></table>\n");
+        }
+        if !b.fixed.is_empty() {
+            self.w("<h3>Fixed (remove from the baseline)</h3>\n<table class=\"list\"><thead><tr><th>entry</th><th>line</th><th>verdict</th><th>cases now passing</th><th>reason</th></tr></thead><tbody>");
+            for f in &b.fixed {
+                let _ = write!(
+                    self.out,
+                    "<tr><td><code>{}</code></td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+                    text(&f.entry),
+                    f.line,
+                    f.verdict.as_str(),
+                    f.cases,
+                    text(&f.reason)
+                );
+            }
+            self.w("</tbody></table>\n");
+        }
+        if !b.known.is_empty() {
+            self.w("<details><summary>Known deviations</summary>\n<table class=\"list\"><thead><tr><th>case</th><th>verdict</th><th>entry</th><th>reason</th></tr></thead><tbody>");
+            for k in &b.known {
+                let _ = write!(
+                    self.out,
+                    "<tr><td><code>{}</code></td><td class=\"{}\">{}</td><td><code>{}</code> (line {})</td><td>{}</td></tr>",
+                    text(&k.id),
+                    vclass(k.verdict),
+                    k.verdict.as_str(),
+                    text(&k.entry),
+                    k.line,
+                    if k.reason.is_empty() {
+                        "<i>no reason given</i>".to_string()
+                    } else {
+                        text(&k.reason)
+                    }
+                );
+            }
+            self.w("</tbody></table></details>\n");
         }
         self.w("</section>\n");
     }

@@ -26,6 +26,7 @@ pub fn markdown_string(report: &Report) -> String {
     let layout = Layout::of(report);
     let mut out = String::with_capacity(32 * 1024);
     header(&mut out, report);
+    baseline_section(&mut out, report);
     grids(&mut out, report, &layout);
     variant_section(
         &mut out,
@@ -311,7 +312,8 @@ fn problems(out: &mut String, report: &Report, layout: &Layout) {
             plural(idx.len(), "case")
         );
         for i in idx {
-            problem(out, &report.cases[i], &layout.anchors[i]);
+            let c = &report.cases[i];
+            problem(out, c, &layout.anchors[i], &report.no_transcript_note(c));
         }
     }
     if !any {
@@ -319,7 +321,8 @@ fn problems(out: &mut String, report: &Report, layout: &Layout) {
     }
 }
 
-fn problem(out: &mut String, c: &CaseResult, anchor: &str) {
+/// `no_transcript` is what stands in for an empty transcript.
+fn problem(out: &mut String, c: &CaseResult, anchor: &str, no_transcript: &str) {
     let _ = writeln!(
         out,
         "<a id=\"{anchor}\"></a>\n\n#### {} {}: {}\n",
@@ -390,7 +393,8 @@ fn problem(out: &mut String, c: &CaseResult, anchor: &str) {
     }
     out.push('\n');
     if c.transcript.is_empty() {
-        out.push_str("No transcript.\n\n");
+        // Our own sentence, not peer data: no escaping needed.
+        let _ = writeln!(out, "{no_transcript}\n");
     } else {
         let _ = writeln!(out, "Transcript ({} lines):\n", c.transcript.len());
         let mut body = String::new();
@@ -398,5 +402,80 @@ fn problem(out: &mut String, c: &CaseResult, anchor: &str) {
             let _ = writeln!(body, "{}", transcript_line(e));
         }
         fenced(out, &body);
+    }
+}
+
+/// Known deviations, new and worse cases and fixed entries of a run
+/// measured against a baseline, apart from the grids.
+fn baseline_section(out: &mut String, report: &Report) {
+    let Some(b) = &report.baseline else {
+        return;
+    };
+    let _ = writeln!(
+        out,
+        "## Baseline\n\nMeasured against `{}`{}: **gate {}**. {} known deviation(s), {} new or worse, {} changed, {} fixed.\n",
+        b.file.replace('`', "'"),
+        if b.strict { " (strict)" } else { "" },
+        if b.passes() { "holds" } else { "failed" },
+        b.known.len(),
+        b.new.iter().filter(|c| c.gating).count(),
+        b.changed.len(),
+        b.fixed.len()
+    );
+    if !b.new.is_empty() || !b.changed.is_empty() {
+        out.push_str("### New, worse or changed\n\n| case | verdict | baseline | message |\n|---|---|---|---|\n");
+        for c in b.new.iter().chain(&b.changed) {
+            let baseline = match (c.baseline_verdict, c.line) {
+                (Some(v), Some(l)) => format!("{v} (line {l})"),
+                _ if c.gating => "not listed".to_string(),
+                _ => "not listed (not gating)".to_string(),
+            };
+            let _ = writeln!(
+                out,
+                "| {} | {} | {} | {} |",
+                md(&c.id),
+                c.verdict,
+                baseline,
+                md(&c.message)
+            );
+        }
+        out.push('\n');
+    }
+    if !b.fixed.is_empty() {
+        out.push_str("### Fixed (remove from the baseline)\n\n| entry | line | verdict | cases now passing | reason |\n|---|---|---|---|---|\n");
+        for f in &b.fixed {
+            let _ = writeln!(
+                out,
+                "| {} | {} | {} | {} | {} |",
+                md(&f.entry),
+                f.line,
+                f.verdict,
+                f.cases,
+                md(&f.reason)
+            );
+        }
+        out.push('\n');
+    }
+    if !b.known.is_empty() {
+        out.push_str(
+            "### Known deviations\n\n| case | verdict | entry | reason |\n|---|---|---|---|\n",
+        );
+        for k in &b.known {
+            let reason = if k.reason.is_empty() {
+                "(no reason given)".to_string()
+            } else {
+                md(&k.reason)
+            };
+            let _ = writeln!(
+                out,
+                "| {} | {} | {} (line {}) | {} |",
+                md(&k.id),
+                k.verdict,
+                md(&k.entry),
+                k.line,
+                reason
+            );
+        }
+        out.push('\n');
     }
 }
