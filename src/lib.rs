@@ -10,6 +10,7 @@
 mod kebab;
 
 pub mod cli;
+pub mod clock;
 pub mod dialback;
 pub mod dns;
 pub mod features;
@@ -17,12 +18,14 @@ pub mod oracle;
 pub mod partner;
 pub mod peer;
 pub mod pki;
+pub mod random;
 pub mod refproxy;
 pub mod report;
 pub mod requirement;
 pub mod run;
 pub mod sasl;
 pub mod scenario;
+pub mod source;
 pub mod stanza;
 pub mod starttls;
 pub mod stream;

@@ -24,7 +24,7 @@ pub(crate) enum Got {
 /// The next header or element within `wait`, skipping whitespace keep-alives.
 /// A `<stream:error/>` is reported as a failure, as is the end of the stream.
 pub(crate) async fn next(stream: &mut XmppStream, wait: Duration) -> Result<Got, StepFailure> {
-    let until = Instant::now() + wait;
+    let until = crate::clock::tokio_deadline(wait);
     loop {
         let left = until.saturating_duration_since(Instant::now());
         if left.is_zero() {

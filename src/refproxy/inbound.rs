@@ -73,7 +73,7 @@ async fn serve(shared: Arc<Shared>, tcp: TcpStream, busy: bool) {
     let settings = shared.settings();
     let s = XmppStream::plain(tcp, shared.limits, Transcript::new(), shared.stream_no());
     let mut conn = Inbound {
-        deadline: Instant::now() + shared.timeouts.negotiation,
+        deadline: crate::clock::deadline(shared.timeouts.negotiation),
         shared,
         settings,
         s,

@@ -198,31 +198,67 @@ impl Harness {
         self.dns.addr()
     }
 
-    /// Runs `cases` with at most `jobs` in flight; `done` is told of each result.
+    /// Runs `cases` with at most `jobs` in flight; `done` is told of each
+    /// result. Every case comes back, in the order given: one whose task
+    /// panicked or was cancelled is an `error` carrying the panic text.
     pub async fn run(
         self: &Arc<Self>,
         cases: Vec<Case>,
         done: impl Fn(&CaseResult) + Send + Sync + 'static,
     ) -> Vec<CaseResult> {
-        let slots = Arc::new(Semaphore::new(self.options.jobs.max(1)));
+        // Semaphore::MAX_PERMITS is the most tokio accepts; more is unlimited anyway.
+        let slots = Arc::new(Semaphore::new(
+            self.options.jobs.clamp(1, Semaphore::MAX_PERMITS),
+        ));
         let done = Arc::new(done);
         let mut tasks = tokio::task::JoinSet::new();
-        for case in cases {
+        let mut by_task = HashMap::new();
+        let mut results: Vec<Option<CaseResult>> = vec![None; cases.len()];
+        for (index, case) in cases.iter().enumerate() {
             let (harness, slots, done) = (self.clone(), slots.clone(), done.clone());
-            tasks.spawn(async move {
+            let case_owned = case.clone();
+            let handle = tasks.spawn(async move {
                 let _slot = slots.acquire_owned().await;
-                let result = harness.run_case(&case).await;
+                let result = harness.run_case(&case_owned).await;
                 done(&result);
                 result
             });
+            by_task.insert(handle.id(), index);
         }
-        let mut results = Vec::new();
-        while let Some(joined) = tasks.join_next().await {
-            if let Ok(result) = joined {
-                results.push(result);
+        while let Some(joined) = tasks.join_next_with_id().await {
+            match joined {
+                Ok((id, result)) => {
+                    if let Some(&index) = by_task.get(&id) {
+                        results[index] = Some(result);
+                    }
+                }
+                Err(e) => {
+                    let Some(&index) = by_task.get(&e.id()) else {
+                        continue;
+                    };
+                    let why = if e.is_panic() {
+                        format!(
+                            "harness error: the case panicked: {}",
+                            panic_text(e.into_panic())
+                        )
+                    } else {
+                        "harness error: the case was cancelled before it finished".to_string()
+                    };
+                    let result = lost_case(&cases[index], why);
+                    done(&result);
+                    results[index] = Some(result);
+                }
             }
         }
         results
+            .into_iter()
+            .zip(&cases)
+            .map(|(r, case)| {
+                r.unwrap_or_else(|| {
+                    lost_case(case, "harness error: the case never reported".into())
+                })
+            })
+            .collect()
     }
 
     /// One case, bounded by the case deadline; a broken harness is an `error`.
@@ -473,7 +509,7 @@ impl Harness {
                             let closed: Vec<u32> = events.iter().filter(|e| matches!(e, ServerEvent::Closed { .. })).map(ServerEvent::stream).collect();
                             opened.into_iter().all(|s| closed.contains(&s))
                         };
-                        let deadline = tokio::time::Instant::now() + self.arrival_wait();
+                        let deadline = crate::clock::tokio_deadline(self.arrival_wait());
                         while !all_closed(&placed.server.events()) && tokio::time::Instant::now() < deadline {
                             tokio::time::sleep(Duration::from_millis(5)).await;
                         }
@@ -550,6 +586,33 @@ impl Harness {
     pub async fn shutdown(self) {
         self.target.shutdown().await;
         self.dns.shutdown().await;
+    }
+}
+
+/// The text of a panic payload (`panic!` gives `&str` or `String`).
+fn panic_text(payload: Box<dyn std::any::Any + Send>) -> String {
+    match payload.downcast::<String>() {
+        Ok(s) => *s,
+        Err(payload) => match payload.downcast::<&'static str>() {
+            Ok(s) => (*s).to_string(),
+            Err(_) => "(no message)".to_string(),
+        },
+    }
+}
+
+/// The `error` result of a case that produced none of its own.
+pub fn lost_case(case: &Case, message: String) -> CaseResult {
+    CaseResult {
+        id: case.id.clone(),
+        family: case.family.clone(),
+        description: case.description.clone(),
+        verdict: Verdict::Error,
+        expected: None,
+        observed: None,
+        messages: vec![message],
+        deviations: Vec::new(),
+        duration_ms: 0,
+        transcript: Vec::new(),
     }
 }
 
