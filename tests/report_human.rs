@@ -29,6 +29,7 @@ fn run_info() -> RunInfo {
         started: "2026-01-02T03:04:05Z".into(),
         finished: "2026-01-02T03:04:17Z".into(),
         duration_ms: 12_345,
+        interrupted: false,
     }
 }
 

@@ -245,7 +245,9 @@ impl RefProxy {
             limits: config.limits,
             links: Mutex::default(),
             inbound_streams: Mutex::default(),
-            connection_slots: Arc::new(Semaphore::new(config.max_connections.max(1))),
+            connection_slots: Arc::new(Semaphore::new(
+                config.max_connections.clamp(1, Semaphore::MAX_PERMITS),
+            )),
             events: Mutex::default(),
             events_tx,
             authorisations: Mutex::default(),

@@ -62,6 +62,16 @@ pub fn junit_report(report: &Report) -> quick_junit::Report {
         suite.add_test_cases(cases.into_iter().map(|c| test_case(c, group)));
         out.add_test_suite(suite);
     }
+    if report.run.interrupted {
+        // CI shows an error, not a shorter green run.
+        let mut suite = TestSuite::new("s2spec");
+        suite.add_properties(run_properties(report));
+        let mut status = TestCaseStatus::non_success(NonSuccessKind::Error);
+        status.set_message(super::INTERRUPTED_NOTE);
+        status.set_type("interrupted");
+        suite.add_test_case(TestCase::new("interrupted", status));
+        out.add_test_suite(suite);
+    }
     out
 }
 
@@ -86,6 +96,9 @@ fn run_properties(report: &Report) -> Vec<Property> {
     ];
     if !run.faults.is_empty() {
         props.push(Property::new("faults", run.faults.join(",")));
+    }
+    if run.interrupted {
+        props.push(Property::new("interrupted", "true"));
     }
     props
 }

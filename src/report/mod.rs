@@ -123,7 +123,15 @@ pub struct RunInfo {
     pub started: String,
     pub finished: String,
     pub duration_ms: u64,
+    /// The run was stopped (SIGINT/SIGTERM) before every selected case
+    /// finished: `cases` holds only those that did.
+    #[serde(default)]
+    pub interrupted: bool,
 }
+
+/// What an interrupted report says about itself, in every rendering.
+pub const INTERRUPTED_NOTE: &str = "INTERRUPTED: the run was stopped before every selected case finished; \
+     this report holds only the cases that did";
 
 /// Counts per verdict.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
