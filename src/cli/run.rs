@@ -151,8 +151,66 @@ pub fn select(
 }
 
 /// The matrix cases, then every scenario file in the matrix file's folder.
+/// What this accepts can run: the partner set a run generates from the
+/// cases must load and validate, and a problem names the scenario file.
 pub fn load_cases(matrix: &Path) -> Result<Vec<Case>, String> {
-    crate::scenario::load_all(matrix)
+    let cases = crate::scenario::load_all(matrix)?;
+    check_partner_set(&cases)?;
+    Ok(cases)
+}
+
+/// The generated partner set's errors, each at the `[partner]` line of the
+/// scenario file it came from.
+fn check_partner_set(cases: &[Case]) -> Result<(), String> {
+    use crate::partner::{Severity, load_str, validate};
+    use crate::scenario::CaseKind;
+    const GENERATED: &str = "<generated partner set>";
+    let text = crate::run::partner_set(cases, crate::run::TARGET_DOMAIN);
+    let errors = match load_str(&text, GENERATED) {
+        Err(diagnostics) => diagnostics,
+        Ok(loaded) => validate(&loaded)
+            .into_iter()
+            .filter(|d| d.severity == Severity::Error)
+            .collect(),
+    };
+    if errors.is_empty() {
+        return Ok(());
+    }
+    let at_partner_line = |file: &str| {
+        let line = crate::source::read_text(Path::new(file))
+            .ok()
+            .and_then(|t| t.lines().position(|l| l.trim() == "[partner]"))
+            .map_or(1, |i| i + 1);
+        format!("{file}:{line}")
+    };
+    let lines: Vec<String> = errors
+        .iter()
+        .map(|d| {
+            // The partner a diagnostic is about, else the entry at its line.
+            let domain = d.partner.clone().or_else(|| {
+                let before = text.lines().take(d.position.line).collect::<Vec<_>>();
+                before.iter().rev().find_map(|l| {
+                    l.strip_prefix("domain = \"")
+                        .and_then(|r| r.strip_suffix('"'))
+                        .map(str::to_owned)
+                })
+            });
+            let script = cases.iter().find_map(|c| match &c.kind {
+                CaseKind::Script(s) if Some(s.domain()) == domain => Some(s),
+                _ => None,
+            });
+            match script {
+                Some(s) => format!(
+                    "{}: its partner entry cannot be configured: {}: {}",
+                    at_partner_line(&s.file),
+                    d.code,
+                    d.message
+                ),
+                None => d.to_string(),
+            }
+        })
+        .collect();
+    Err(lines.join("\n"))
 }
 
 pub fn run(args: Args) -> u8 {
@@ -201,6 +259,9 @@ fn run_inner(args: Args) -> Result<u8, String> {
         jobs: usize::try_from(args.jobs).unwrap_or(usize::MAX),
         ..Options::default()
     };
+    // Instance directories (with private keys) of managed runs that were
+    // killed before they could clean up.
+    crate::target::managed::remove_dead_instances(&std::env::temp_dir());
     let runtime = service::runtime()?;
     let started_at = now_rfc3339();
     let started = Instant::now();

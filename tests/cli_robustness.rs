@@ -1,0 +1,220 @@
+//! The command line against absurd flags, input files that are almost right,
+//! and signals: every refusal is exit 2 with a message naming the flag or
+//! FILE:LINE, and an interrupted run still reports what it finished.
+
+use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use s2spec::report::read_json;
+
+mod child;
+use child::{BIN, Guard, run};
+
+fn temp_dir(name: &str) -> PathBuf {
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
+        .join(format!("cli_robustness-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn stderr(out: &std::process::Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+#[test]
+fn absurd_numbers_are_refused_with_the_flag_and_its_range() {
+    let max = "18446744073709551615";
+    for (args, flag, range) in [
+        (vec!["run", "--jobs", max], "--jobs", "1..=65536"),
+        (vec!["run", "--jobs", "0"], "--jobs", "1..=65536"),
+        (vec!["run", "--timeout", "0"], "--timeout", "1..=86400"),
+        (vec!["run", "--timeout", max], "--timeout", "1..=86400"),
+        (
+            vec!["run", "--timeout", "10000000000000000000"],
+            "--timeout",
+            "1..=86400",
+        ),
+        (
+            vec![
+                "serve",
+                "--max-connections",
+                max,
+                "--partners",
+                "p.toml",
+                "--dns",
+                "127.0.0.1:53",
+                "--certs",
+                "c",
+            ],
+            "--max-connections",
+            "1..=1048576",
+        ),
+    ] {
+        let out = run(&args);
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+        assert!(err.contains(flag) && err.contains(range), "{args:?}: {err}");
+        assert!(!err.contains("panicked"), "{args:?}: {err}");
+    }
+}
+
+/// A folder with the real matrix and one scenario file `bad.toml`.
+fn scenario_dir(name: &str, bad: &[u8]) -> PathBuf {
+    let dir = temp_dir(name);
+    std::fs::copy("scenarios/matrix.toml", dir.join("matrix.toml")).unwrap();
+    std::fs::write(dir.join("bad.toml"), bad).unwrap();
+    dir
+}
+
+const SCENARIO: &str = r#"id = "spec/2/robust-probe"
+title = "t"
+refs = ["SPEC §2"]
+level = "MUST"
+
+[partner]
+type = "federated"
+tls = "optional"
+sasl = "optional"
+dialback = true
+PARTNER_EXTRA
+
+[[step]]
+connect = true
+"#;
+
+/// What `list` accepts, `run` can run: each of these made every run fail
+/// with a message naming no file, and `list` said nothing.
+#[test]
+fn scenario_files_that_cannot_run_are_refused_at_their_line() {
+    let long_id = format!("spec/2/{}", vec!["a".repeat(60); 4].join("/"));
+    for (name, text, line, needle) in [
+        (
+            "limit0",
+            SCENARIO.replace("PARTNER_EXTRA", "connection-limit = 0"),
+            11,
+            "connection-limit must be at least 1",
+        ),
+        (
+            "long-id",
+            SCENARIO
+                .replace("spec/2/robust-probe", &long_id)
+                .replace("PARTNER_EXTRA", ""),
+            1,
+            "longer than 253",
+        ),
+        (
+            "bad-additional",
+            SCENARIO.replace("PARTNER_EXTRA", "additional-domains = [\"a..{peer}\"]"),
+            6,
+            "partner entry cannot be configured",
+        ),
+    ] {
+        let dir = scenario_dir(name, text.as_bytes());
+        let matrix = dir.join("matrix.toml");
+        let file = dir.join("bad.toml");
+        for cmd in ["list", "run"] {
+            let out = run(&[cmd, "--matrix", matrix.to_str().unwrap()]);
+            let err = stderr(&out);
+            assert_eq!(out.status.code(), Some(2), "{name} {cmd}: {err}");
+            let at = format!("{}:{line}:", file.display());
+            assert!(
+                err.contains(&at) && err.contains(needle),
+                "{name} {cmd}: {err}"
+            );
+        }
+    }
+}
+
+#[test]
+fn invalid_utf8_in_scenario_and_zone_files_names_the_line() {
+    let mut bytes = SCENARIO.replace("PARTNER_EXTRA", "").into_bytes();
+    let at = SCENARIO.find("title").unwrap() + "title = \"".len();
+    bytes[at] = 0xff;
+    let dir = scenario_dir("utf8", &bytes);
+    let out = run(&[
+        "list",
+        "--matrix",
+        dir.join("matrix.toml").to_str().unwrap(),
+    ]);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    let want = format!("{}:2: invalid UTF-8", dir.join("bad.toml").display());
+    assert!(err.contains(&want), "{err}");
+
+    let zone = dir.join("zone.toml");
+    std::fs::write(&zone, b"[[zone]]\norigin = \"s2s.test\xc0\"\n").unwrap();
+    let out = run(&[
+        "dns",
+        "--zone",
+        zone.to_str().unwrap(),
+        "--listen",
+        "127.0.0.1:0",
+    ]);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    let want = format!("{}:2: invalid UTF-8", zone.display());
+    assert!(err.contains(&want), "{err}");
+}
+
+/// SIGTERM in the middle of a run: exit 2, and the reports hold the cases
+/// that finished, marked interrupted (JUnit too), instead of the previous
+/// run's reports looking current.
+#[test]
+fn sigterm_writes_a_partial_report_marked_interrupted() {
+    let dir = temp_dir("sigterm");
+    let reports = dir.join("reports");
+    let mut child = Command::new(BIN)
+        .args(["run", "--report-dir", reports.to_str().unwrap()])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn s2spec");
+    let err = child.stderr.take().unwrap();
+    let mut guard = Guard(child);
+    // Progress lines ("63/632 cases") say that cases are finishing.
+    let mut lines = BufReader::new(err).lines();
+    let started = Instant::now();
+    let mut seen = Vec::new();
+    loop {
+        let line = lines.next().and_then(Result::ok).unwrap_or_default();
+        seen.push(line.clone());
+        if line.ends_with(" cases") && line.contains('/') {
+            break;
+        }
+        assert!(started.elapsed() < Duration::from_secs(120), "{seen:?}");
+    }
+    let pid = guard.0.id().to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let rest: Vec<String> = lines.map_while(Result::ok).collect();
+    let status = guard.0.wait().unwrap();
+    assert_eq!(status.code(), Some(2), "{rest:?}");
+    assert!(
+        rest.iter().any(|l| l.contains("interrupted after")),
+        "{rest:?}"
+    );
+    let report = read_json(&reports.join("report.json")).unwrap();
+    assert!(report.run.interrupted);
+    assert!(
+        report.summary.total > 0 && report.summary.total < 632,
+        "{:?}",
+        report.summary
+    );
+    assert_eq!(report.summary.total, report.cases.len());
+    let junit = std::fs::read_to_string(reports.join("junit.xml")).unwrap();
+    assert!(junit.contains("interrupted"), "{junit}");
+    for name in ["report.md", "report.html"] {
+        let text = std::fs::read_to_string(reports.join(name)).unwrap();
+        assert!(text.contains("INTERRUPTED"), "{name}");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
