@@ -206,59 +206,12 @@ impl Harness {
         cases: Vec<Case>,
         done: impl Fn(&CaseResult) + Send + Sync + 'static,
     ) -> Vec<CaseResult> {
-        // Semaphore::MAX_PERMITS is the most tokio accepts; more is unlimited anyway.
-        let slots = Arc::new(Semaphore::new(
-            self.options.jobs.clamp(1, Semaphore::MAX_PERMITS),
-        ));
-        let done = Arc::new(done);
-        let mut tasks = tokio::task::JoinSet::new();
-        let mut by_task = HashMap::new();
-        let mut results: Vec<Option<CaseResult>> = vec![None; cases.len()];
-        for (index, case) in cases.iter().enumerate() {
-            let (harness, slots, done) = (self.clone(), slots.clone(), done.clone());
-            let case_owned = case.clone();
-            let handle = tasks.spawn(async move {
-                let _slot = slots.acquire_owned().await;
-                let result = harness.run_case(&case_owned).await;
-                done(&result);
-                result
-            });
-            by_task.insert(handle.id(), index);
-        }
-        while let Some(joined) = tasks.join_next_with_id().await {
-            match joined {
-                Ok((id, result)) => {
-                    if let Some(&index) = by_task.get(&id) {
-                        results[index] = Some(result);
-                    }
-                }
-                Err(e) => {
-                    let Some(&index) = by_task.get(&e.id()) else {
-                        continue;
-                    };
-                    let why = if e.is_panic() {
-                        format!(
-                            "harness error: the case panicked: {}",
-                            panic_text(e.into_panic())
-                        )
-                    } else {
-                        "harness error: the case was cancelled before it finished".to_string()
-                    };
-                    let result = lost_case(&cases[index], why);
-                    done(&result);
-                    results[index] = Some(result);
-                }
-            }
-        }
-        results
-            .into_iter()
-            .zip(&cases)
-            .map(|(r, case)| {
-                r.unwrap_or_else(|| {
-                    lost_case(case, "harness error: the case never reported".into())
-                })
-            })
-            .collect()
+        let harness = self.clone();
+        run_all(cases, self.options.jobs, done, move |case| {
+            let harness = harness.clone();
+            async move { harness.run_case(&case).await }
+        })
+        .await
     }
 
     /// One case, bounded by the case deadline; a broken harness is an `error`.
@@ -589,6 +542,69 @@ impl Harness {
     }
 }
 
+/// Plays each case as its own task, at most `jobs` at once, and returns one
+/// result per case in the order given, whatever happens to the tasks.
+async fn run_all<F, Fut>(
+    cases: Vec<Case>,
+    jobs: usize,
+    done: impl Fn(&CaseResult) + Send + Sync + 'static,
+    play: F,
+) -> Vec<CaseResult>
+where
+    F: Fn(Case) -> Fut,
+    Fut: std::future::Future<Output = CaseResult> + Send + 'static,
+{
+    // Semaphore::MAX_PERMITS is the most tokio accepts; more is unlimited anyway.
+    let slots = Arc::new(Semaphore::new(jobs.clamp(1, Semaphore::MAX_PERMITS)));
+    let done = Arc::new(done);
+    let mut tasks = tokio::task::JoinSet::new();
+    let mut by_task = HashMap::new();
+    let mut results: Vec<Option<CaseResult>> = vec![None; cases.len()];
+    for (index, case) in cases.iter().enumerate() {
+        let (slots, done) = (slots.clone(), done.clone());
+        let playing = play(case.clone());
+        let handle = tasks.spawn(async move {
+            let _slot = slots.acquire_owned().await;
+            let result = playing.await;
+            done(&result);
+            result
+        });
+        by_task.insert(handle.id(), index);
+    }
+    while let Some(joined) = tasks.join_next_with_id().await {
+        match joined {
+            Ok((id, result)) => {
+                if let Some(&index) = by_task.get(&id) {
+                    results[index] = Some(result);
+                }
+            }
+            Err(e) => {
+                let Some(&index) = by_task.get(&e.id()) else {
+                    continue;
+                };
+                let why = if e.is_panic() {
+                    format!(
+                        "harness error: the case panicked: {}",
+                        panic_text(e.into_panic())
+                    )
+                } else {
+                    "harness error: the case was cancelled before it finished".to_string()
+                };
+                let result = lost_case(&cases[index], why);
+                done(&result);
+                results[index] = Some(result);
+            }
+        }
+    }
+    results
+        .into_iter()
+        .zip(&cases)
+        .map(|(r, case)| {
+            r.unwrap_or_else(|| lost_case(case, "harness error: the case never reported".into()))
+        })
+        .collect()
+}
+
 /// The text of a panic payload (`panic!` gives `&str` or `String`).
 fn panic_text(payload: Box<dyn std::any::Any + Send>) -> String {
     match payload.downcast::<String>() {
@@ -741,4 +757,55 @@ pub fn partner_set(cases: &[Case], target_domain: &str) -> String {
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::scenario::CaseKind;
+
+    fn case(n: usize) -> Case {
+        Case {
+            id: format!("test/{n}"),
+            family: "test".into(),
+            description: String::new(),
+            kind: CaseKind::Config(Negotiation::all().next().expect("a negotiation")),
+        }
+    }
+
+    /// A case task that panics is reported as an error with the panic text,
+    /// the others as they finished, all in the order given.
+    #[tokio::test]
+    async fn a_panicking_case_is_an_error_not_a_gap() {
+        let cases: Vec<Case> = (0..5).map(case).collect();
+        let seen = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let counter = seen.clone();
+        let results = run_all(
+            cases,
+            2,
+            move |_| {
+                counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            },
+            |case| async move {
+                if case.id == "test/3" {
+                    panic!("boom in {}", case.id);
+                }
+                lost_case(&case, "fine".into())
+            },
+        )
+        .await;
+        let ids: Vec<&str> = results.iter().map(|r| r.id.as_str()).collect();
+        assert_eq!(ids, ["test/0", "test/1", "test/2", "test/3", "test/4"]);
+        assert_eq!(results[3].verdict, Verdict::Error);
+        assert_eq!(
+            results[3].messages,
+            ["harness error: the case panicked: boom in test/3"]
+        );
+        assert_eq!(results[2].messages, ["fine"]);
+        assert_eq!(
+            seen.load(std::sync::atomic::Ordering::Relaxed),
+            5,
+            "done told of each"
+        );
+    }
 }
