@@ -2,7 +2,7 @@
 //! via rustls). Failure is reported, never turned into predictable zeros.
 
 /// The system RNG failed; nothing secret can be made without it.
-#[derive(Debug, Clone, Copy, thiserror::Error)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 #[error("the system random number generator failed")]
 pub struct RandomError;
 

@@ -113,12 +113,10 @@ pub(crate) fn s2s_header(profile: &PeerProfile, to: &str, id: Option<String>) ->
 }
 
 /// A fresh, unguessable stream id (RFC 6120 §4.7.3; dialback keys depend on it).
-pub(crate) fn stream_id() -> String {
-    let mut bytes = [0u8; 12];
-    let _ = rustls::crypto::ring::default_provider()
-        .secure_random
-        .fill(&mut bytes);
-    hex::encode(bytes)
+pub(crate) fn stream_id() -> Result<String, StepFailure> {
+    crate::random::hex::<12>().map_err(|e| StepFailure::Io {
+        detail: e.to_string(),
+    })
 }
 
 /// The client config of one outbound connection: the profile's certificate
