@@ -218,3 +218,58 @@ fn sigterm_writes_a_partial_report_marked_interrupted() {
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// A managed server that cannot start loses no case: each case of its group
+/// is an `error` naming the cause, and its instance directory is gone.
+#[test]
+fn a_managed_group_that_cannot_start_reports_each_case_as_an_error() {
+    let profile = s2spec::target::profile::Profile::load(std::path::Path::new(
+        "fixtures/targets/prosody.toml",
+    ))
+    .unwrap();
+    if let Some(why) = profile.unavailable() {
+        eprintln!("SKIPPED a_managed_group_that_cannot_start_reports_each_case_as_an_error: {why}");
+        return;
+    }
+    let dir = temp_dir("broken-prosody");
+    let profiles = dir.join("targets");
+    std::fs::create_dir_all(&profiles).unwrap();
+    std::fs::copy(
+        "fixtures/targets/prosody.toml",
+        profiles.join("prosody.toml"),
+    )
+    .unwrap();
+    // A configuration Prosody refuses to load: it exits before it is ready.
+    std::fs::write(
+        profiles.join("prosody.cfg.lua.tmpl"),
+        "this is not lua {{domain}}\n",
+    )
+    .unwrap();
+    let reports = dir.join("reports");
+    let out = run(&[
+        "run",
+        "--target",
+        "prosody",
+        "--profiles",
+        profiles.to_str().unwrap(),
+        "--filter",
+        "matrix/in/t-RR1/p-RR1/valid/srv",
+        "--filter",
+        "matrix/in/t-RR1/p-RR0/valid/srv",
+        "--report-dir",
+        reports.to_str().unwrap(),
+    ]);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    let report = read_json(&reports.join("report.json")).unwrap();
+    assert_eq!(report.cases.len(), 2, "{err}");
+    for case in &report.cases {
+        assert_eq!(case.verdict, s2spec::report::Verdict::Error, "{}", case.id);
+        assert!(
+            case.messages[0].contains("did not start") && case.messages[0].contains("exited"),
+            "{:?}",
+            case.messages
+        );
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
