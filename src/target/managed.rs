@@ -213,7 +213,7 @@ impl ManagedServer {
                 .stdout(Stdio::null())
                 .stderr(Stdio::null())
                 .status();
-            let deadline = Instant::now() + grace;
+            let deadline = crate::clock::deadline(grace);
             while Instant::now() < deadline {
                 if matches!(child.try_wait(), Ok(Some(_))) {
                     break;
@@ -260,7 +260,8 @@ async fn wait_ready(
     addr: SocketAddr,
     domain: &str,
 ) -> Result<(), String> {
-    let deadline = Instant::now() + Duration::from_millis(profile.readiness.timeout_ms);
+    // A profile's number may be absurd; the deadline saturates.
+    let deadline = crate::clock::deadline(Duration::from_millis(profile.readiness.timeout_ms));
     loop {
         if let Some(child) = guard.child.as_mut()
             && let Ok(Some(status)) = child.try_wait()
