@@ -366,3 +366,29 @@ async fn every_hostile_target_gets_every_case_judged_within_its_deadline() {
         );
     }
 }
+
+/// Absurd options through the library (the CLI refuses them): a deadline of
+/// `Duration::MAX` and unlimited jobs must neither overflow `Instant +
+/// Duration` in the reference proxy nor exceed tokio's semaphore limit.
+#[tokio::test]
+async fn absurd_options_saturate_instead_of_panicking() {
+    let cases: Vec<Case> = cases()
+        .into_iter()
+        .filter(|c| c.id.starts_with("matrix/in/"))
+        .take(4)
+        .collect();
+    let options = Options {
+        case_deadline: Duration::MAX,
+        jobs: usize::MAX,
+        ..Options::default()
+    };
+    let harness = Arc::new(Harness::start_reference(&cases, options).await.unwrap());
+    let results = harness.run(cases.clone(), |_| {}).await;
+    if let Ok(h) = Arc::try_unwrap(harness) {
+        h.shutdown().await;
+    }
+    assert_eq!(results.len(), cases.len());
+    for r in &results {
+        assert_eq!(r.verdict, Verdict::Pass, "{}: {:?}", r.id, r.messages);
+    }
+}
