@@ -3,7 +3,7 @@
 //! FILE:LINE, and an interrupted run still reports what it finished.
 
 use std::io::{BufRead, BufReader};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -167,7 +167,15 @@ fn sigterm_writes_a_partial_report_marked_interrupted() {
     let dir = temp_dir("sigterm");
     let reports = dir.join("reports");
     let mut child = Command::new(BIN)
-        .args(["run", "--report-dir", reports.to_str().unwrap()])
+        // One case at a time, so the run is still far from done when the
+        // first progress line arrives, however fast the machine.
+        .args([
+            "run",
+            "--jobs",
+            "1",
+            "--report-dir",
+            reports.to_str().unwrap(),
+        ])
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
@@ -270,6 +278,121 @@ fn a_managed_group_that_cannot_start_reports_each_case_as_an_error() {
             "{:?}",
             case.messages
         );
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// The instance directories (with the server's key) of a managed run `pid`.
+fn instance_dirs(pid: u32) -> Vec<PathBuf> {
+    let prefix = format!("s2spec-prosody-{pid}-");
+    std::fs::read_dir(std::env::temp_dir())
+        .map(|d| {
+            d.flatten()
+                .map(|e| e.path())
+                .filter(|p| {
+                    p.file_name()
+                        .and_then(|n| n.to_str())
+                        .is_some_and(|n| n.starts_with(&prefix))
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// The children of `pid` (from /proc/*/stat).
+fn children(pid: u32) -> Vec<u32> {
+    std::fs::read_dir("/proc")
+        .map(|d| {
+            d.flatten()
+                .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+                .filter(|child| {
+                    std::fs::read_to_string(format!("/proc/{child}/stat"))
+                        .ok()
+                        .and_then(|s| {
+                            let after = &s[s.rfind(')')? + 1..];
+                            after.split_whitespace().nth(1)?.parse::<u32>().ok()
+                        })
+                        == Some(pid)
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn wait_until(what: &str, limit: Duration, mut done: impl FnMut() -> bool) {
+    let started = Instant::now();
+    while !done() {
+        assert!(started.elapsed() < limit, "{what} within {limit:?}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// A managed run that gets SIGTERM stops its server and removes its
+/// directory; one that gets SIGKILL leaves the directory, which the next
+/// run removes (the server dies with it through --pdeathsig).
+#[test]
+fn killed_managed_runs_leave_no_server_and_no_key_behind() {
+    let profile = s2spec::target::profile::Profile::load(std::path::Path::new(
+        "fixtures/targets/prosody.toml",
+    ))
+    .unwrap();
+    if let Some(why) = profile.unavailable() {
+        eprintln!("SKIPPED killed_managed_runs_leave_no_server_and_no_key_behind: {why}");
+        return;
+    }
+    let dir = temp_dir("killed-managed");
+    for signal in ["-TERM", "-KILL"] {
+        let reports = dir.join(&signal[1..]);
+        let child = Command::new(BIN)
+            .args(["run", "--target", "prosody", "--jobs", "1", "--report-dir"])
+            .arg(&reports)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn s2spec");
+        let mut guard = Guard(child);
+        let pid = guard.0.id();
+        wait_until("a prosody instance", Duration::from_secs(60), || {
+            instance_dirs(pid)
+                .iter()
+                .any(|d| d.join("target.key").exists())
+                && !children(pid).is_empty()
+        });
+        let servers = children(pid);
+        let status = Command::new("kill")
+            .args([signal, &pid.to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+        let code = guard.0.wait().unwrap().code();
+        for server in &servers {
+            wait_until("the server to end", Duration::from_secs(10), || {
+                !Path::new(&format!("/proc/{server}")).exists()
+            });
+        }
+        if signal == "-TERM" {
+            assert_eq!(code, Some(2));
+            assert!(instance_dirs(pid).is_empty(), "{:?}", instance_dirs(pid));
+            let report = read_json(&reports.join("report.json")).unwrap();
+            assert!(report.run.interrupted);
+        } else {
+            assert!(
+                !instance_dirs(pid).is_empty(),
+                "SIGKILL leaves the directory"
+            );
+            let next = run(&[
+                "run",
+                "--target",
+                "prosody",
+                "--filter",
+                "matrix/in/t-RR1/p-RR1/valid/srv",
+                "--report-dir",
+                dir.join("next").to_str().unwrap(),
+            ]);
+            assert_eq!(next.status.code(), Some(0), "{}", stderr(&next));
+            assert!(instance_dirs(pid).is_empty(), "the next run removed it");
+        }
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
