@@ -43,9 +43,11 @@ pub struct Options {
     pub step: Duration,
     /// How long to wait for a stanza that should arrive.
     pub delivery_wait: Duration,
-    /// Upper bound of one whole case.
+    /// Upper bound of one whole case; deadlines built from it saturate
+    /// (`clock`), so even `Duration::MAX` is safe.
     pub case_deadline: Duration,
-    /// Cases in flight at once.
+    /// Cases in flight at once: 0 counts as 1, and more than tokio's
+    /// `Semaphore::MAX_PERMITS` as that (the CLI refuses both).
     pub jobs: usize,
 }
 
