@@ -377,10 +377,9 @@ fn killed_managed_runs_leave_no_server_and_no_key_behind() {
             let report = read_json(&reports.join("report.json")).unwrap();
             assert!(report.run.interrupted);
         } else {
-            assert!(
-                !instance_dirs(pid).is_empty(),
-                "SIGKILL leaves the directory"
-            );
+            // SIGKILL leaves the directory; any later run (also one of a
+            // parallel test) may already have removed it, which is the point.
+
             let next = run(&[
                 "run",
                 "--target",
