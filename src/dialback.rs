@@ -20,13 +20,9 @@ impl Secret {
         Secret(secret.into())
     }
 
-    /// A fresh random secret, hex-encoded.
-    pub fn random() -> Secret {
-        let mut bytes = [0u8; 32];
-        // ring is already in the tree through rustls; its RNG is the system one.
-        use rustls::crypto::ring::default_provider;
-        let _ = default_provider().secure_random.fill(&mut bytes);
-        Secret(hex::encode(bytes))
+    /// A fresh random secret, hex-encoded; never a predictable one.
+    pub fn random() -> Result<Secret, crate::random::RandomError> {
+        crate::random::hex::<32>().map(Secret)
     }
 
     /// The XEP-0185 key: HMAC-SHA256 keyed with the hex of SHA256(secret) over
@@ -210,8 +206,8 @@ mod tests {
     #[test]
     fn random_secrets_differ() {
         assert_ne!(
-            Secret::random().key("r", "o", "i"),
-            Secret::random().key("r", "o", "i")
+            Secret::random().unwrap().key("r", "o", "i"),
+            Secret::random().unwrap().key("r", "o", "i")
         );
     }
 }

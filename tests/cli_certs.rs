@@ -165,6 +165,13 @@ fn second_run_reuses_the_ca_and_refuses_overwrite() {
         leaf_before
     );
 
+    // A key someone widened to 0644 is private again once --force rewrites it.
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let key = dir.0.join("a.test.valid.key");
+        std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o644)).unwrap();
+    }
     // --force replaces it, still under the same CA.
     let forced = run(
         &dir.0,
@@ -179,6 +186,13 @@ fn second_run_reuses_the_ca_and_refuses_overwrite() {
         ],
     );
     assert!(forced.status.success(), "{}", stderr(&forced));
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let key = dir.0.join("a.test.valid.key");
+        let mode = std::fs::metadata(&key).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600, "an overwritten key is private");
+    }
     assert_ne!(
         std::fs::read(dir.0.join("a.test.valid.crt")).unwrap(),
         leaf_before

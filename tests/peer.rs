@@ -53,7 +53,7 @@ struct Run {
 
 async fn run(a: PeerProfile, b: PeerProfile) -> Run {
     let env_a = env();
-    let env_b = env_a.for_another_peer();
+    let env_b = env_a.for_another_peer().unwrap();
     // A's server is only A's authoritative server here: nobody sends it a
     // db:result, so its own target address is never dialled.
     let nowhere = TargetInfo {
@@ -450,7 +450,7 @@ async fn spoofing_authoritative_server_makes_dialback_invalid() {
 async fn silent_authoritative_server_gives_a_dialback_error() {
     let env_step = Duration::from_millis(300);
     let env_a = env().with_step(env_step);
-    let env_b = env_a.for_another_peer();
+    let env_b = env_a.for_another_peer().unwrap();
     let a = profile(A, "NN1", CertVariant::Valid).with_verify_mode(VerifyMode::Silent);
     let nowhere = TargetInfo {
         addr: "127.0.0.1:9".parse().expect("addr"),

@@ -141,7 +141,7 @@ async fn federate(
     c: Negotiation,
     trigger_profile: Option<Negotiation>,
 ) -> Federated {
-    let secret = Secret::random();
+    let secret = Secret::random().expect("random secret");
     let ours = round_domain(c);
     let proxy = reference_proxy(
         pki,

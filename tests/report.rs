@@ -26,6 +26,7 @@ fn run_info() -> RunInfo {
         duration_ms: 12_345,
         transcripts: None,
         selection: None,
+        interrupted: false,
     }
 }
 
@@ -658,4 +659,36 @@ fn table_truncates_failing_list() {
         .retain(|c| !matches!(c.verdict, Verdict::Fail | Verdict::Error));
     let t = summary_table(&r);
     assert!(!t.contains("failing"), "{t}");
+}
+
+/// SIGINT/SIGTERM write a partial report: each rendering must say so, and
+/// reports written before the field existed still read as complete.
+#[test]
+fn an_interrupted_run_says_so_in_every_rendering() {
+    let complete = sample();
+    let mut partial = complete.clone();
+    partial.run.interrupted = true;
+    let json = serde_json::to_value(&partial).expect("json");
+    assert_eq!(json["run"]["interrupted"], serde_json::json!(true));
+    let mut old = serde_json::to_value(&complete).expect("json");
+    old["run"].as_object_mut().unwrap().remove("interrupted");
+    let back: Report = serde_json::from_value(old).expect("a report without the field");
+    assert!(!back.run.interrupted);
+
+    for (name, text) in [
+        ("table", summary_table(&partial)),
+        ("markdown", s2spec::report::markdown_string(&partial)),
+        ("html", s2spec::report::html_string(&partial)),
+    ] {
+        assert!(text.contains("INTERRUPTED"), "{name}: {text}");
+    }
+    assert!(!summary_table(&complete).contains("INTERRUPTED"));
+    let junit = junit_string(&partial);
+    assert!(
+        junit.contains(r#"name="interrupted" value="true""#),
+        "{junit}"
+    );
+    assert!(junit.contains(r#"<testcase name="interrupted""#), "{junit}");
+    assert!(junit.contains(r#"type="interrupted""#), "{junit}");
+    assert!(!junit_string(&complete).contains("interrupted"));
 }

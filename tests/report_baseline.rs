@@ -38,6 +38,7 @@ fn sample(strict: bool) -> Report {
             duration_ms: 1,
             transcripts: None,
             selection: None,
+            interrupted: false,
         },
         vec![
             case("matrix/in/t-RO1/p-ON1/valid/srv", Verdict::Fail),

@@ -31,6 +31,7 @@ fn run_info() -> RunInfo {
         duration_ms: 12_345,
         transcripts: None,
         selection: None,
+        interrupted: false,
     }
 }
 

@@ -21,6 +21,7 @@ fn run_info() -> RunInfo {
         duration_ms: 10,
         transcripts: None,
         selection: None,
+        interrupted: false,
     }
 }
 

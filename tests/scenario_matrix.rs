@@ -95,3 +95,31 @@ fn bad_matrix_files_name_the_line() {
     let err = parse_matrix(&bad_variant, "m.toml").unwrap_err();
     assert!(err.contains("shiny"), "{err}");
 }
+
+/// Each error names the line of the value at fault, also at column 1 (where
+/// the loader once said N-1) and for names only the expansion can check.
+#[test]
+fn matrix_errors_name_the_exact_line() {
+    let err = parse_matrix("[[family]]\nname = \"x\"\nbogus = 1\n", "m.toml").unwrap_err();
+    assert!(err.starts_with("m.toml:3:"), "{err}");
+    let bad_code = "[[family]]\nname = \"x\"\ndescription = \"d\"\ntargets = [\"XX1\"]\n\
+                    peers = \"all\"\ncerts = [\"valid\"]\ndns = [\"srv\"]\ndirections = [\"in\"]\n";
+    let err = parse_matrix(bad_code, "m.toml").unwrap_err();
+    assert!(err.starts_with("m.toml:4:"), "{err}");
+    let bad_variant = bad_code
+        .replace("XX1", "RO1")
+        .replace("\"valid\"", "\"shiny\"");
+    let err = parse_matrix(&bad_variant, "m.toml").unwrap_err();
+    assert!(err.starts_with("m.toml:6:"), "{err}");
+}
+
+#[test]
+fn a_matrix_file_with_invalid_utf8_names_the_line() {
+    let dir = std::env::temp_dir().join(format!("s2spec-matrix-utf8-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("matrix.toml");
+    std::fs::write(&path, b"[[family]]\nname = \"x\xc3\"\n").unwrap();
+    let err = s2spec::scenario::load_matrix(&path).unwrap_err();
+    let _ = std::fs::remove_dir_all(&dir);
+    assert!(err.contains("matrix.toml:2: invalid UTF-8"), "{err}");
+}

@@ -284,10 +284,10 @@ fn bad_files_name_the_file_and_line() {
         5,
         "MUST NOT",
     );
-    // Metadata problems point at the top of the file.
+    // A bad id points at its own line (GOOD starts with a blank line).
     fails_at(
         &GOOD.replace("rfc6120/4.9.3.12/example", "Example"),
-        1,
+        2,
         "SPEC §4.5",
     );
     fails_at(

@@ -167,7 +167,16 @@ fn write_path(path: &Path, text: &str, secret: bool, what: &str) -> Result<(), T
     let _ = secret;
     options
         .open(path)
-        .and_then(|mut f| f.write_all(text.as_bytes()))
+        .and_then(|mut f| {
+            // `mode` only applies to a new file: an overwritten key (--force)
+            // loses whatever wider permissions it had before the bytes go in.
+            #[cfg(unix)]
+            if secret {
+                use std::os::unix::fs::PermissionsExt;
+                f.set_permissions(std::fs::Permissions::from_mode(0o600))?;
+            }
+            f.write_all(text.as_bytes())
+        })
         .map_err(|e| Trouble(format!("cannot write {}: {e}", path.display())))?;
     println!("wrote {} ({what})", path.display());
     Ok(())

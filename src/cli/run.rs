@@ -2,8 +2,9 @@
 //! shows progress, writes `report.json`, `junit.xml`, `report.md` and
 //! `report.html`, prints a summary.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use indicatif::{ProgressBar, ProgressStyle};
@@ -11,7 +12,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use super::{exit, service};
 use crate::oracle::Policy;
 use crate::refproxy::Fault;
-use crate::report::{self, Report, RunInfo, Verdict};
+use crate::report::{self, CaseResult, Report, RunInfo, Verdict};
 use crate::run::{Harness, Options};
 use crate::scenario::Case;
 
@@ -59,14 +60,14 @@ pub struct Args {
     /// Leave out cases whose id contains PATTERN (repeatable).
     #[arg(long, value_name = "PATTERN")]
     skip: Vec<String>,
-    /// Cases in flight at once (they mostly wait on the network).
-    #[arg(long, default_value_t = 64)]
-    jobs: usize,
+    /// Cases in flight at once (they mostly wait on the network), 1 to 65536.
+    #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u64).range(1..=MAX_JOBS))]
+    jobs: u64,
     /// Run only part K of N of the selected cases (e.g. 2/4), for CI sharding.
     #[arg(long, value_name = "K/N", value_parser = parse_partition)]
     partition: Option<(usize, usize)>,
-    /// Deadline of one case, in seconds.
-    #[arg(long, default_value_t = 30)]
+    /// Deadline of one case, in seconds, 1 to 86400 (one day).
+    #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=MAX_TIMEOUT_S))]
     timeout: u64,
     /// Policy profile of the oracle (SPEC §4.4).
     #[arg(long, default_value = "lync", value_parser = parse_policy)]
@@ -118,6 +119,11 @@ pub struct Args {
     profiles: PathBuf,
 }
 
+/// More would only spend sockets: no matrix has that many cases.
+const MAX_JOBS: u64 = 65_536;
+/// A case waits on the network for seconds; a day is already absurd.
+const MAX_TIMEOUT_S: u64 = 86_400;
+
 fn parse_fault(s: &str) -> Result<Fault, String> {
     s.parse()
 }
@@ -159,8 +165,66 @@ pub fn select(
 }
 
 /// The matrix cases, then every scenario file in the matrix file's folder.
+/// What this accepts can run: the partner set a run generates from the
+/// cases must load and validate, and a problem names the scenario file.
 pub fn load_cases(matrix: &Path) -> Result<Vec<Case>, String> {
-    crate::scenario::load_all(matrix)
+    let cases = crate::scenario::load_all(matrix)?;
+    check_partner_set(&cases)?;
+    Ok(cases)
+}
+
+/// The generated partner set's errors, each at the `[partner]` line of the
+/// scenario file it came from.
+fn check_partner_set(cases: &[Case]) -> Result<(), String> {
+    use crate::partner::{Severity, load_str, validate};
+    use crate::scenario::CaseKind;
+    const GENERATED: &str = "<generated partner set>";
+    let text = crate::run::partner_set(cases, crate::run::TARGET_DOMAIN);
+    let errors = match load_str(&text, GENERATED) {
+        Err(diagnostics) => diagnostics,
+        Ok(loaded) => validate(&loaded)
+            .into_iter()
+            .filter(|d| d.severity == Severity::Error)
+            .collect(),
+    };
+    if errors.is_empty() {
+        return Ok(());
+    }
+    let at_partner_line = |file: &str| {
+        let line = crate::source::read_text(Path::new(file))
+            .ok()
+            .and_then(|t| t.lines().position(|l| l.trim() == "[partner]"))
+            .map_or(1, |i| i + 1);
+        format!("{file}:{line}")
+    };
+    let lines: Vec<String> = errors
+        .iter()
+        .map(|d| {
+            // The partner a diagnostic is about, else the entry at its line.
+            let domain = d.partner.clone().or_else(|| {
+                let before = text.lines().take(d.position.line).collect::<Vec<_>>();
+                before.iter().rev().find_map(|l| {
+                    l.strip_prefix("domain = \"")
+                        .and_then(|r| r.strip_suffix('"'))
+                        .map(str::to_owned)
+                })
+            });
+            let script = cases.iter().find_map(|c| match &c.kind {
+                CaseKind::Script(s) if Some(s.domain()) == domain => Some(s),
+                _ => None,
+            });
+            match script {
+                Some(s) => format!(
+                    "{}: its partner entry cannot be configured: {}: {}",
+                    at_partner_line(&s.file),
+                    d.code,
+                    d.message
+                ),
+                None => d.to_string(),
+            }
+        })
+        .collect();
+    Err(lines.join("\n"))
 }
 
 pub fn run(args: Args) -> u8 {
@@ -216,16 +280,35 @@ fn run_inner(args: Args) -> Result<u8, String> {
     let options = Options {
         policy: args.policy,
         faults: args.faults.iter().copied().collect(),
-        case_deadline: Duration::from_secs(args.timeout.max(1)),
-        jobs: args.jobs.max(1),
+        case_deadline: Duration::from_secs(args.timeout),
+        jobs: usize::try_from(args.jobs).unwrap_or(usize::MAX),
         ..Options::default()
     };
+    // Instance directories (with private keys) of managed runs that were
+    // killed before they could clean up.
+    crate::target::managed::remove_dead_instances(&std::env::temp_dir());
     let runtime = service::runtime()?;
     let started_at = now_rfc3339();
     let started = Instant::now();
-    let results = runtime.block_on(async {
+    // Every finished case, also kept here so that an interrupted run can
+    // still report what it did.
+    let finished: Arc<Mutex<Vec<CaseResult>>> = Arc::default();
+    let progress = progress_bar(cases.len() as u64);
+    let on_done = {
+        let (bar, finished) = (progress.clone(), finished.clone());
+        move |r: &CaseResult| {
+            if r.verdict == Verdict::Fail || r.verdict == Verdict::Error {
+                bar.println(format!("{} {}", r.verdict, r.id));
+            }
+            bar.inc(1);
+            if let Ok(mut f) = finished.lock() {
+                f.push(r.clone());
+            }
+        }
+    };
+    let work = async {
         if let Some(profile) = &profile {
-            return run_managed(profile, cases, options, &report_dir).await;
+            return run_managed(profile, cases.clone(), options, &report_dir, on_done).await;
         }
         // The partner set covers every case, so a filtered run sees the
         // same target configuration as a full one.
@@ -236,22 +319,36 @@ fn run_inner(args: Args) -> Result<u8, String> {
                 return Err("a managed target has no single harness".into());
             }
         });
-        let progress = progress_bar(cases.len() as u64);
-        let bar = progress.clone();
-        let results = harness
-            .run(cases, move |r| {
-                if r.verdict == Verdict::Fail || r.verdict == Verdict::Error {
-                    bar.println(format!("{} {}", r.verdict, r.id));
-                }
-                bar.inc(1);
-            })
-            .await;
-        progress.finish_and_clear();
+        let results = harness.run(cases.clone(), on_done).await;
         if let Ok(h) = Arc::try_unwrap(harness) {
             h.shutdown().await;
         }
         Ok::<_, String>(results)
-    })?;
+    };
+    let outcome = runtime.block_on(async {
+        tokio::select! {
+            r = work => r.map(Some),
+            stop = service::wait_for_stop() => stop.map(|()| None),
+        }
+    });
+    progress.finish_and_clear();
+    let (results, interrupted) = match outcome? {
+        Some(results) => (results, false),
+        None => {
+            // Dropping the run's tasks drops the targets: managed servers
+            // are killed and their directories removed before we go on.
+            runtime.shutdown_timeout(Duration::from_secs(10));
+            let done = finished.lock().map(|f| f.clone()).unwrap_or_default();
+            eprintln!(
+                "s2spec run: interrupted after {} of {} cases; targets stopped; \
+                 writing a partial report",
+                done.len(),
+                cases.len()
+            );
+            (done, true)
+        }
+    };
+    let lost = unreported(&cases, &results);
     let run = RunInfo {
         s2spec_version: env!("CARGO_PKG_VERSION").to_string(),
         target: target_name.to_string(),
@@ -266,12 +363,14 @@ fn run_inner(args: Args) -> Result<u8, String> {
             skip: args.skip.clone(),
             partition: args.partition.map(|(k, n)| report::Partition { k, n }),
         }),
+        interrupted,
     };
     let mut report = Report::new(run, results);
     // Snapshots need every transcript; compare them before any is left out.
     let drifted = match &args.snapshots {
-        Some(dir) => compare_snapshots(&report, dir, args.update_snapshots)?,
-        None => 0,
+        // A partial run says nothing about the cases it did not reach.
+        Some(dir) if !interrupted => compare_snapshots(&report, dir, args.update_snapshots)?,
+        Some(_) | None => 0,
     };
     report.keep_transcripts(args.transcripts);
     if let Some(version) = profile.as_ref().and_then(|p| p.version()) {
@@ -282,6 +381,13 @@ fn run_inner(args: Args) -> Result<u8, String> {
     }
     gate.apply(&mut report, baseline.as_ref())?;
     super::baseline::write_reports(&report, &report_dir)?;
+    if interrupted {
+        return Ok(exit::TROUBLE);
+    }
+    if let Some(why) = lost {
+        eprintln!("s2spec run: {why}");
+        return Ok(exit::TROUBLE);
+    }
     Ok(super::baseline::exit_status(&report, args.strict, drifted))
 }
 
@@ -350,35 +456,73 @@ fn now_rfc3339() -> String {
         .unwrap_or_default()
 }
 
+/// Why the results are not exactly one per selected case, if they are not.
+fn unreported(selected: &[Case], results: &[CaseResult]) -> Option<String> {
+    let mut counts: BTreeMap<&str, i64> = selected.iter().map(|c| (c.id.as_str(), 1)).collect();
+    let mut extra = Vec::new();
+    for r in results {
+        match counts.get_mut(r.id.as_str()) {
+            Some(n) => *n -= 1,
+            None => extra.push(r.id.as_str()),
+        }
+    }
+    let missing: Vec<&str> = counts
+        .iter()
+        .filter(|(_, n)| **n > 0)
+        .map(|(id, _)| *id)
+        .collect();
+    let twice: Vec<&str> = counts
+        .iter()
+        .filter(|(_, n)| **n < 0)
+        .map(|(id, _)| *id)
+        .collect();
+    if missing.is_empty() && twice.is_empty() && extra.is_empty() {
+        return None;
+    }
+    let list = |ids: &[&str]| {
+        let shown: Vec<&str> = ids.iter().take(5).copied().collect();
+        let more = ids.len().saturating_sub(shown.len());
+        let more = if more > 0 {
+            format!(" and {more} more")
+        } else {
+            String::new()
+        };
+        format!("{}{more}", shown.join(", "))
+    };
+    let mut why = vec![format!(
+        "the run selected {} cases but reported {}",
+        selected.len(),
+        results.len()
+    )];
+    if !missing.is_empty() {
+        why.push(format!("missing: {}", list(&missing)));
+    }
+    if !twice.is_empty() {
+        why.push(format!("reported more than once: {}", list(&twice)));
+    }
+    if !extra.is_empty() {
+        why.push(format!("not selected: {}", list(&extra)));
+    }
+    Some(why.join("; "))
+}
+
 /// Runs the cases against a managed server, one instance per configuration
-/// group; Ctrl-C stops the server (the instance guards kill it by PID when
-/// the run is dropped) and ends the run with exit status 2.
+/// group; every instance is stopped before this returns or when it is dropped
+/// (the instance guards kill the server by PID and remove its directory).
 async fn run_managed(
     profile: &crate::target::profile::Profile,
     cases: Vec<Case>,
     options: Options,
     report_dir: &Path,
-) -> Result<Vec<report::CaseResult>, String> {
-    let progress = progress_bar(cases.len() as u64);
-    let bar = progress.clone();
+    done: impl Fn(&CaseResult) + Send + Sync + Clone + 'static,
+) -> Result<Vec<CaseResult>, String> {
     let managed = crate::target::managed::ManagedOptions {
         keep_logs: Some(report_dir.join("logs")),
     };
     if let Some(dir) = &managed.keep_logs {
         let _ = std::fs::remove_dir_all(dir);
     }
-    let run = crate::target::managed::run_managed(profile, cases, options, managed, move |r| {
-        if r.verdict == Verdict::Fail || r.verdict == Verdict::Error {
-            bar.println(format!("{} {}", r.verdict, r.id));
-        }
-        bar.inc(1);
-    });
-    let results = tokio::select! {
-        r = run => r,
-        _ = tokio::signal::ctrl_c() => Err(format!("interrupted; {} stopped", profile.name)),
-    };
-    progress.finish_and_clear();
-    results
+    crate::target::managed::run_managed(profile, cases, options, managed, done).await
 }
 
 /// Starts DNS for an external target, writes the partner set it must be
@@ -431,8 +575,12 @@ async fn start_external(
     );
     if !args.no_wait {
         eprintln!("Press Enter to start (or pass --no-wait).");
-        let mut line = String::new();
-        let _ = std::io::stdin().read_line(&mut line);
+        // Off the runtime's thread, so that a signal still stops the run here.
+        let _ = tokio::task::spawn_blocking(|| {
+            let mut line = String::new();
+            std::io::stdin().read_line(&mut line)
+        })
+        .await;
     }
     // SPEC §4.3: a refusal must be observable, so a target that answers
     // nothing would otherwise be graded as refusing everything.

@@ -41,10 +41,13 @@ pub struct Args {
     /// Deviate in one named way (repeatable), to check that a harness notices.
     #[arg(long = "fault", value_name = "NAME", value_parser = parse_fault)]
     faults: Vec<Fault>,
-    /// Maximum simultaneous inbound connections.
-    #[arg(long, default_value_t = 1024)]
-    max_connections: usize,
+    /// Maximum simultaneous inbound connections, 1 to 1048576.
+    #[arg(long, default_value_t = 1024, value_parser = clap::value_parser!(u64).range(1..=MAX_CONNECTIONS))]
+    max_connections: u64,
 }
+
+/// Far beyond the file descriptors a process gets; tokio's semaphore limit is higher still.
+const MAX_CONNECTIONS: u64 = 1 << 20;
 
 fn parse_fault(s: &str) -> Result<Fault, String> {
     s.parse()
@@ -120,7 +123,7 @@ fn serve(args: Args) -> Result<(), Refusal> {
         faults: args.faults.iter().copied().collect(),
         timeouts: Timeouts::default(),
         limits: Limits::default(),
-        max_connections: args.max_connections,
+        max_connections: usize::try_from(args.max_connections).unwrap_or(usize::MAX),
         secret: None,
     };
     let runtime = service::runtime()?;

@@ -39,6 +39,8 @@ use std::path::Path;
 use serde::Deserialize;
 use toml::Spanned;
 
+use crate::source::line_of;
+
 use super::zone::{
     DEFAULT_TTL, Record, Service, Zone, check_loopback, check_name, in_zone, normalize,
 };
@@ -113,10 +115,15 @@ struct FileCname {
 /// Reads and parses a zone file.
 pub fn load_zone_file(path: &Path) -> Result<Vec<Zone>, ZoneFileError> {
     let shown = path.display().to_string();
-    let text = std::fs::read_to_string(path).map_err(|e| ZoneFileError {
+    let text = crate::source::read_text(path).map_err(|e| ZoneFileError {
         path: shown.clone(),
-        line: None,
-        message: format!("cannot read: {e}"),
+        line: e.line(),
+        message: match &e {
+            crate::source::ReadError::Io { source, .. } => format!("cannot read: {source}"),
+            crate::source::ReadError::Utf8 { column, .. } => {
+                format!("invalid UTF-8 (byte {column} of the line)")
+            }
+        },
     })?;
     parse_zone_file(&text, &shown)
 }
@@ -223,26 +230,4 @@ fn parse_ip<T: std::str::FromStr + Into<IpAddr> + Copy>(
         .map_err(|_| (address.span(), format!("invalid {family} address {text:?}")))?;
     check_loopback(ip.into()).map_err(|m| (address.span(), m))?;
     Ok(ip)
-}
-
-/// 1-based line number of a byte offset.
-fn line_of(text: &str, offset: usize) -> usize {
-    let end = offset.min(text.len());
-    text.as_bytes()[..end]
-        .iter()
-        .filter(|&&b| b == b'\n')
-        .count()
-        + 1
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn line_numbers() {
-        assert_eq!(line_of("a\nb\nc", 0), 1);
-        assert_eq!(line_of("a\nb\nc", 2), 2);
-        assert_eq!(line_of("a\nb\nc", 99), 3);
-    }
 }

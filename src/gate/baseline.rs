@@ -374,6 +374,7 @@ mod tests {
                 duration_ms: 0,
                 transcripts: None,
                 selection: None,
+                interrupted: false,
             },
             cases,
         )

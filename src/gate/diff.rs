@@ -449,6 +449,7 @@ mod tests {
                 duration_ms: 0,
                 transcripts: None,
                 selection: None,
+                interrupted: false,
             },
             cases,
         )

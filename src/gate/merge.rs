@@ -40,6 +40,8 @@ pub enum MergeError {
     },
     #[error("shard(s) {} of {n} missing; the merged report would not be the full run", missing.join(", "))]
     Missing { n: usize, missing: Vec<String> },
+    #[error("{file}: the run was interrupted, so the shard is incomplete; run it again")]
+    Interrupted { file: String },
     #[error("{file}: {count} case(s) also in {other}, e.g. {id}; shards must not overlap")]
     Overlap {
         file: String,
@@ -81,6 +83,9 @@ fn keeps(mode: Option<Transcripts>) -> u8 {
 /// Merges `shards` (file name, report) into one report of the whole run.
 pub fn merge(shards: &[(String, Report)]) -> Result<Report, MergeError> {
     let (first_file, first) = shards.first().ok_or(MergeError::Empty)?;
+    if let Some((file, _)) = shards.iter().find(|(_, r)| r.run.interrupted) {
+        return Err(MergeError::Interrupted { file: file.clone() });
+    }
     let reference = identity(&first.run);
     for (file, r) in &shards[1..] {
         let id = identity(&r.run);
@@ -221,6 +226,7 @@ mod tests {
                     skip: vec![],
                     partition: Some(Partition { k, n }),
                 }),
+                interrupted: false,
             },
             ids.iter().map(|i| case(i)).collect(),
         )
@@ -251,6 +257,21 @@ mod tests {
         assert_eq!(
             (sel.filter, sel.partition),
             (vec!["matrix/".to_string()], None)
+        );
+    }
+
+    #[test]
+    fn an_interrupted_shard_is_refused() {
+        let mut b = shard(2, 2, &["matrix/b"]);
+        b.run.interrupted = true;
+        let err = merge(&[
+            ("a.json".into(), shard(1, 2, &["matrix/a"])),
+            ("b.json".into(), b),
+        ])
+        .unwrap_err();
+        assert!(
+            err.to_string().contains("b.json: the run was interrupted"),
+            "{err}"
         );
     }
 

@@ -93,7 +93,7 @@ impl Inbound {
                 header: HeaderSeen::from(&header),
             });
             let ours = &self.ctx.profile.domain;
-            self.id = wire::stream_id();
+            self.id = wire::stream_id()?;
             let mut reply = wire::s2s_header(&self.ctx.profile, "", Some(self.id.clone()));
             // RFC 6120 §4.7.2: `to` mirrors the initiator's `from`, omitted without one.
             reply.to = header.from.clone();

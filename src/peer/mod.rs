@@ -42,4 +42,6 @@ pub enum PeerError {
     Tls(String),
     #[error("I/O: {0}")]
     Io(String),
+    #[error("{0}")]
+    Random(#[from] crate::random::RandomError),
 }

@@ -153,7 +153,7 @@ impl PeerEnv {
             roots,
             transcript,
             streams: StreamNumbers::default(),
-            secret: Secret::random(),
+            secret: Secret::random()?,
             limits: Limits::default(),
             step: DEFAULT_STEP,
             dialback_wait: DEFAULT_STEP * 3,
@@ -179,8 +179,8 @@ impl PeerEnv {
     }
 
     /// Same case (PKI, transcript, stream numbers, deadlines), fresh secret.
-    pub fn for_another_peer(&self) -> PeerEnv {
-        self.clone().with_secret(Secret::random())
+    pub fn for_another_peer(&self) -> Result<PeerEnv, PeerError> {
+        Ok(self.clone().with_secret(Secret::random()?))
     }
 
     /// The certificate a profile presents, `None` for `no-client-cert`.

@@ -132,7 +132,7 @@ impl PeerServer {
         wait: Duration,
         pred: impl Fn(&ServerEvent) -> bool,
     ) -> Option<ServerEvent> {
-        let until = Instant::now() + wait;
+        let until = crate::clock::tokio_deadline(wait);
         // Subscribe before looking, so an event pushed in between still wakes us.
         let mut changed = self.log.changed.subscribe();
         loop {

@@ -24,7 +24,7 @@ pub(crate) enum Got {
 /// The next header or element within `wait`, skipping whitespace keep-alives.
 /// A `<stream:error/>` is reported as a failure, as is the end of the stream.
 pub(crate) async fn next(stream: &mut XmppStream, wait: Duration) -> Result<Got, StepFailure> {
-    let until = Instant::now() + wait;
+    let until = crate::clock::tokio_deadline(wait);
     loop {
         let left = until.saturating_duration_since(Instant::now());
         if left.is_zero() {
@@ -113,12 +113,10 @@ pub(crate) fn s2s_header(profile: &PeerProfile, to: &str, id: Option<String>) ->
 }
 
 /// A fresh, unguessable stream id (RFC 6120 §4.7.3; dialback keys depend on it).
-pub(crate) fn stream_id() -> String {
-    let mut bytes = [0u8; 12];
-    let _ = rustls::crypto::ring::default_provider()
-        .secure_random
-        .fill(&mut bytes);
-    hex::encode(bytes)
+pub(crate) fn stream_id() -> Result<String, StepFailure> {
+    crate::random::hex::<12>().map_err(|e| StepFailure::Io {
+        detail: e.to_string(),
+    })
 }
 
 /// The client config of one outbound connection: the profile's certificate

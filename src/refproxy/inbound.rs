@@ -73,7 +73,7 @@ async fn serve(shared: Arc<Shared>, tcp: TcpStream, busy: bool) {
     let settings = shared.settings();
     let s = XmppStream::plain(tcp, shared.limits, Transcript::new(), shared.stream_no());
     let mut conn = Inbound {
-        deadline: Instant::now() + shared.timeouts.negotiation,
+        deadline: crate::clock::deadline(shared.timeouts.negotiation),
         shared,
         settings,
         s,
@@ -251,7 +251,9 @@ impl Inbound {
     }
 
     async fn send_our_header(&mut self) -> Result<(), ()> {
-        self.stream_id = new_stream_id();
+        self.stream_id = new_stream_id().map_err(|e| {
+            tracing::error!("closing the connection: {e}");
+        })?;
         let mut header = StreamHeader::server().with_id(self.stream_id.clone());
         if !self.local.is_empty() {
             header = header.with_from(self.local.clone());
@@ -622,11 +624,8 @@ async fn verify_with_authoritative(
     result
 }
 
-/// A fresh, unguessable stream id (also the input of dialback keys).
-fn new_stream_id() -> String {
-    let mut bytes = [0u8; 12];
-    let _ = rustls::crypto::ring::default_provider()
-        .secure_random
-        .fill(&mut bytes);
-    hex::encode(bytes)
+/// A fresh, unguessable stream id (also the input of dialback keys); none
+/// at all when the RNG fails, since a guessable one would weaken dialback.
+fn new_stream_id() -> Result<String, crate::random::RandomError> {
+    crate::random::hex::<12>()
 }

@@ -100,6 +100,8 @@ pub enum StartError {
     Listen { addr: SocketAddr, reason: String },
     #[error("cannot use the DNS server: {0}")]
     Dns(String),
+    #[error("no dialback secret: {0}")]
+    Random(String),
 }
 
 /// What the proxy did that a test can observe without a network capture.
@@ -240,12 +242,17 @@ impl RefProxy {
                 .map(|(d, c)| (d.to_ascii_lowercase(), c))
                 .collect(),
             resolver,
-            secret: config.secret.unwrap_or_else(Secret::random),
+            secret: match config.secret {
+                Some(secret) => secret,
+                None => Secret::random().map_err(|e| StartError::Random(e.to_string()))?,
+            },
             timeouts: config.timeouts,
             limits: config.limits,
             links: Mutex::default(),
             inbound_streams: Mutex::default(),
-            connection_slots: Arc::new(Semaphore::new(config.max_connections.max(1))),
+            connection_slots: Arc::new(Semaphore::new(
+                config.max_connections.clamp(1, Semaphore::MAX_PERMITS),
+            )),
             events: Mutex::default(),
             events_tx,
             authorisations: Mutex::default(),

@@ -473,19 +473,25 @@ pub(crate) fn run_fields(report: &Report) -> Vec<(&'static str, String)> {
     } else {
         run.faults.join(", ")
     };
-    vec![
-        ("target", run.target.clone()),
-        ("policy", run.policy.clone()),
-        ("faults", faults),
-        ("s2spec", run.s2spec_version.clone()),
-        ("started", run.started.clone()),
-        ("finished", run.finished.clone()),
-        (
-            "duration",
-            format!("{:.1} s", run.duration_ms as f64 / 1000.0),
-        ),
-        ("schema", report.schema.clone()),
-    ]
+    let status = run
+        .interrupted
+        .then(|| ("status", super::INTERRUPTED_NOTE.to_string()));
+    status
+        .into_iter()
+        .chain([
+            ("target", run.target.clone()),
+            ("policy", run.policy.clone()),
+            ("faults", faults),
+            ("s2spec", run.s2spec_version.clone()),
+            ("started", run.started.clone()),
+            ("finished", run.finished.clone()),
+            (
+                "duration",
+                format!("{:.1} s", run.duration_ms as f64 / 1000.0),
+            ),
+            ("schema", report.schema.clone()),
+        ])
+        .collect()
 }
 
 pub(crate) fn plural(n: usize, word: &str) -> String {

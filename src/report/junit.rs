@@ -69,6 +69,16 @@ pub fn junit_report(report: &Report) -> quick_junit::Report {
     if let Some(suite) = baseline_suite(report) {
         out.add_test_suite(suite);
     }
+    if report.run.interrupted {
+        // CI shows an error, not a shorter green run.
+        let mut suite = TestSuite::new("s2spec");
+        suite.add_properties(run_properties(report));
+        let mut status = TestCaseStatus::non_success(NonSuccessKind::Error);
+        status.set_message(super::INTERRUPTED_NOTE);
+        status.set_type("interrupted");
+        suite.add_test_case(TestCase::new("interrupted", status));
+        out.add_test_suite(suite);
+    }
     out
 }
 
@@ -160,6 +170,9 @@ fn run_properties(report: &Report) -> Vec<Property> {
     }
     if let Some(mode) = run.transcripts {
         props.push(Property::new("transcripts", mode.as_str()));
+    }
+    if run.interrupted {
+        props.push(Property::new("interrupted", "true"));
     }
     props
 }

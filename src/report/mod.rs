@@ -132,6 +132,10 @@ pub struct RunInfo {
     /// checked for overlap; absent in older reports.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub selection: Option<Selection>,
+    /// The run was stopped (SIGINT/SIGTERM) before every selected case
+    /// finished: `cases` holds only those that did.
+    #[serde(default)]
+    pub interrupted: bool,
 }
 
 kebab_enum! {
@@ -184,6 +188,10 @@ impl std::fmt::Display for Partition {
         write!(f, "{}/{}", self.k, self.n)
     }
 }
+
+/// What an interrupted report says about itself, in every rendering.
+pub const INTERRUPTED_NOTE: &str = "INTERRUPTED: the run was stopped before every selected case finished; \
+     this report holds only the cases that did";
 
 /// Counts per verdict.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]

@@ -53,6 +53,9 @@ fn header(report: &Report, out: &mut String) {
     if !run.faults.is_empty() {
         let _ = writeln!(out, "faults: {}", run.faults.join(", "));
     }
+    if run.interrupted {
+        let _ = writeln!(out, "{}", super::INTERRUPTED_NOTE);
+    }
 }
 
 fn counts_table(report: &Report, out: &mut String) {

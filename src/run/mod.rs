@@ -43,9 +43,11 @@ pub struct Options {
     pub step: Duration,
     /// How long to wait for a stanza that should arrive.
     pub delivery_wait: Duration,
-    /// Upper bound of one whole case.
+    /// Upper bound of one whole case; deadlines built from it saturate
+    /// (`clock`), so even `Duration::MAX` is safe.
     pub case_deadline: Duration,
-    /// Cases in flight at once.
+    /// Cases in flight at once: 0 counts as 1, and more than tokio's
+    /// `Semaphore::MAX_PERMITS` as that (the CLI refuses both).
     pub jobs: usize,
 }
 
@@ -258,31 +260,20 @@ impl Harness {
         self.dns.addr()
     }
 
-    /// Runs `cases` with at most `jobs` in flight; `done` is told of each result.
+    /// Runs `cases` with at most `jobs` in flight; `done` is told of each
+    /// result. Every case comes back, in the order given: one whose task
+    /// panicked or was cancelled is an `error` carrying the panic text.
     pub async fn run(
         self: &Arc<Self>,
         cases: Vec<Case>,
         done: impl Fn(&CaseResult) + Send + Sync + 'static,
     ) -> Vec<CaseResult> {
-        let slots = Arc::new(Semaphore::new(self.options.jobs.max(1)));
-        let done = Arc::new(done);
-        let mut tasks = tokio::task::JoinSet::new();
-        for case in cases {
-            let (harness, slots, done) = (self.clone(), slots.clone(), done.clone());
-            tasks.spawn(async move {
-                let _slot = slots.acquire_owned().await;
-                let result = harness.run_case(&case).await;
-                done(&result);
-                result
-            });
-        }
-        let mut results = Vec::new();
-        while let Some(joined) = tasks.join_next().await {
-            if let Ok(result) = joined {
-                results.push(result);
-            }
-        }
-        results
+        let harness = self.clone();
+        run_all(cases, self.options.jobs, done, move |case| {
+            let harness = harness.clone();
+            async move { harness.run_case(&case).await }
+        })
+        .await
     }
 
     /// One case, bounded by the case deadline; a broken harness is an `error`.
@@ -536,7 +527,7 @@ impl Harness {
                             let closed: Vec<u32> = events.iter().filter(|e| matches!(e, ServerEvent::Closed { .. })).map(ServerEvent::stream).collect();
                             opened.into_iter().all(|s| closed.contains(&s))
                         };
-                        let deadline = tokio::time::Instant::now() + self.arrival_wait();
+                        let deadline = crate::clock::tokio_deadline(self.arrival_wait());
                         while !all_closed(&placed.server.events()) && tokio::time::Instant::now() < deadline {
                             tokio::time::sleep(Duration::from_millis(5)).await;
                         }
@@ -613,6 +604,96 @@ impl Harness {
     pub async fn shutdown(self) {
         self.target.shutdown().await;
         self.dns.shutdown().await;
+    }
+}
+
+/// Plays each case as its own task, at most `jobs` at once, and returns one
+/// result per case in the order given, whatever happens to the tasks.
+async fn run_all<F, Fut>(
+    cases: Vec<Case>,
+    jobs: usize,
+    done: impl Fn(&CaseResult) + Send + Sync + 'static,
+    play: F,
+) -> Vec<CaseResult>
+where
+    F: Fn(Case) -> Fut,
+    Fut: std::future::Future<Output = CaseResult> + Send + 'static,
+{
+    // Semaphore::MAX_PERMITS is the most tokio accepts; more is unlimited anyway.
+    let slots = Arc::new(Semaphore::new(jobs.clamp(1, Semaphore::MAX_PERMITS)));
+    let done = Arc::new(done);
+    let mut tasks = tokio::task::JoinSet::new();
+    let mut by_task = HashMap::new();
+    let mut results: Vec<Option<CaseResult>> = vec![None; cases.len()];
+    for (index, case) in cases.iter().enumerate() {
+        let (slots, done) = (slots.clone(), done.clone());
+        let playing = play(case.clone());
+        let handle = tasks.spawn(async move {
+            let _slot = slots.acquire_owned().await;
+            let result = playing.await;
+            done(&result);
+            result
+        });
+        by_task.insert(handle.id(), index);
+    }
+    while let Some(joined) = tasks.join_next_with_id().await {
+        match joined {
+            Ok((id, result)) => {
+                if let Some(&index) = by_task.get(&id) {
+                    results[index] = Some(result);
+                }
+            }
+            Err(e) => {
+                let Some(&index) = by_task.get(&e.id()) else {
+                    continue;
+                };
+                let why = if e.is_panic() {
+                    format!(
+                        "harness error: the case panicked: {}",
+                        panic_text(e.into_panic())
+                    )
+                } else {
+                    "harness error: the case was cancelled before it finished".to_string()
+                };
+                let result = lost_case(&cases[index], why);
+                done(&result);
+                results[index] = Some(result);
+            }
+        }
+    }
+    results
+        .into_iter()
+        .zip(&cases)
+        .map(|(r, case)| {
+            r.unwrap_or_else(|| lost_case(case, "harness error: the case never reported".into()))
+        })
+        .collect()
+}
+
+/// The text of a panic payload (`panic!` gives `&str` or `String`).
+fn panic_text(payload: Box<dyn std::any::Any + Send>) -> String {
+    match payload.downcast::<String>() {
+        Ok(s) => *s,
+        Err(payload) => match payload.downcast::<&'static str>() {
+            Ok(s) => (*s).to_string(),
+            Err(_) => "(no message)".to_string(),
+        },
+    }
+}
+
+/// The `error` result of a case that produced none of its own.
+pub fn lost_case(case: &Case, message: String) -> CaseResult {
+    CaseResult {
+        id: case.id.clone(),
+        family: case.family.clone(),
+        description: case.description.clone(),
+        verdict: Verdict::Error,
+        expected: None,
+        observed: None,
+        messages: vec![message],
+        deviations: Vec::new(),
+        duration_ms: 0,
+        transcript: Vec::new(),
     }
 }
 
@@ -724,4 +805,55 @@ pub fn partner_set(cases: &[Case], target_domain: &str) -> String {
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::scenario::CaseKind;
+
+    fn case(n: usize) -> Case {
+        Case {
+            id: format!("test/{n}"),
+            family: "test".into(),
+            description: String::new(),
+            kind: CaseKind::Config(Negotiation::all().next().expect("a negotiation")),
+        }
+    }
+
+    /// A case task that panics is reported as an error with the panic text,
+    /// the others as they finished, all in the order given.
+    #[tokio::test]
+    async fn a_panicking_case_is_an_error_not_a_gap() {
+        let cases: Vec<Case> = (0..5).map(case).collect();
+        let seen = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let counter = seen.clone();
+        let results = run_all(
+            cases,
+            2,
+            move |_| {
+                counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            },
+            |case| async move {
+                if case.id == "test/3" {
+                    panic!("boom in {}", case.id);
+                }
+                lost_case(&case, "fine".into())
+            },
+        )
+        .await;
+        let ids: Vec<&str> = results.iter().map(|r| r.id.as_str()).collect();
+        assert_eq!(ids, ["test/0", "test/1", "test/2", "test/3", "test/4"]);
+        assert_eq!(results[3].verdict, Verdict::Error);
+        assert_eq!(
+            results[3].messages,
+            ["harness error: the case panicked: boom in test/3"]
+        );
+        assert_eq!(results[2].messages, ["fine"]);
+        assert_eq!(
+            seen.load(std::sync::atomic::Ordering::Relaxed),
+            5,
+            "done told of each"
+        );
+    }
 }

@@ -149,11 +149,9 @@ fn next_loopback() -> Ipv4Addr {
     static NEXT: AtomicU32 = AtomicU32::new(0);
     static START: std::sync::OnceLock<u32> = std::sync::OnceLock::new();
     let start = *START.get_or_init(|| {
-        let mut b = [0u8; 4];
-        let _ = rustls::crypto::ring::default_provider()
-            .secure_random
-            .fill(&mut b);
-        u32::from_le_bytes(b) % 0x3f_0000
+        // Only collisions between runs depend on it, and they are retried:
+        // without the RNG every run starts at the first address.
+        crate::random::bytes::<4>().map_or(0, |b| u32::from_le_bytes(b) % 0x3f_0000)
     });
     let n = start + NEXT.fetch_add(1, Ordering::Relaxed);
     // 127.64.0.1 – 127.127.255.254: clear of 127.0.0.1 and common 127.0.x.y use.

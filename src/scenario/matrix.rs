@@ -57,8 +57,7 @@ pub enum Selection {
 
 /// Reads and checks `scenarios/matrix.toml`; errors name the file and line.
 pub fn load_matrix(path: &Path) -> Result<MatrixSpec, String> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    let text = crate::source::read_text(path).map_err(|e| e.to_string())?;
     parse_matrix(&text, &path.display().to_string())
 }
 
@@ -66,13 +65,51 @@ pub fn parse_matrix(text: &str, file: &str) -> Result<MatrixSpec, String> {
     let spec: MatrixSpec = toml::from_str(text).map_err(|e| {
         let line = e
             .span()
-            .map(|s| text[..s.start.min(text.len())].lines().count().max(1))
-            .unwrap_or(0);
+            .map(|s| crate::source::line_of(text, s.start))
+            .unwrap_or(1);
         format!("{file}:{line}: {}", e.message())
     })?;
     // Expanding once checks every name and code.
-    expand(&spec).map_err(|e| format!("{file}: {e}"))?;
+    expand(&spec).map_err(|e| format!("{file}:{}: {e}", line_of_problem(text, &e)))?;
     Ok(spec)
+}
+
+/// The line an expansion error is about. The spec is read without spans, so
+/// this finds the table the message names (`family NAME`, `stranger`,
+/// `config`) and, inside it, the first `"value"` the message quotes.
+fn line_of_problem(text: &str, message: &str) -> usize {
+    let lines: Vec<&str> = text.lines().collect();
+    let table_start = if let Some(rest) = message.strip_prefix("family ") {
+        let name = rest.split(':').next().unwrap_or_default();
+        lines.iter().position(|l| {
+            l.split_once('=').is_some_and(|(k, v)| {
+                k.trim() == "name" && v.trim().trim_matches(|c| c == '"' || c == '\'') == name
+            })
+        })
+    } else if message.starts_with("stranger") {
+        lines.iter().position(|l| l.trim() == "[stranger]")
+    } else if message.starts_with("config") {
+        lines.iter().position(|l| l.trim() == "[config]")
+    } else {
+        None
+    };
+    let start = table_start.unwrap_or(0);
+    // The first `name` or "name" of the message.
+    let quoted = message
+        .find(['`', '"'])
+        .and_then(|i| {
+            let rest = &message[i + 1..];
+            rest.find(&message[i..=i]).map(|end| &rest[..end])
+        })
+        .filter(|q| !q.is_empty());
+    let value_line = quoted.and_then(|q| {
+        let (dq, sq) = (format!("\"{q}\""), format!("'{q}'"));
+        lines[start..]
+            .iter()
+            .position(|l| l.contains(&dq) || l.contains(&sq))
+            .map(|i| start + i)
+    });
+    value_line.or(table_start).map_or(1, |i| i + 1)
 }
 
 /// Every case of the matrix, in file order. Families overlap (the plain

@@ -74,7 +74,8 @@ impl ManagedServer {
             Ok::<_, String>(path)
         };
         let cert_file = write("target.crt", setup.chain_pem)?;
-        let key_file = write("target.key", setup.key_pem)?;
+        let key_file = run_dir.join("target.key");
+        write_secret(&key_file, setup.key_pem)?;
         let ca_file = write("ca.pem", setup.ca_pem)?;
         let ports = free_ports(&profile.ports)?;
         let port = ports
@@ -231,7 +232,7 @@ impl ManagedServer {
                 .stdout(Stdio::null())
                 .stderr(Stdio::null())
                 .status();
-            let deadline = Instant::now() + grace;
+            let deadline = crate::clock::deadline(grace);
             while Instant::now() < deadline {
                 if matches!(child.try_wait(), Ok(Some(_))) {
                     break;
@@ -278,7 +279,8 @@ async fn wait_ready(
     addr: SocketAddr,
     domain: &str,
 ) -> Result<(), String> {
-    let deadline = Instant::now() + Duration::from_millis(profile.readiness.timeout_ms);
+    // A profile's number may be absurd; the deadline saturates.
+    let deadline = crate::clock::deadline(Duration::from_millis(profile.readiness.timeout_ms));
     loop {
         if let Some(child) = guard.child.as_mut()
             && let Ok(Some(status)) = child.try_wait()
@@ -407,9 +409,15 @@ fn io_err(path: &Path, e: std::io::Error) -> String {
     format!("{}: {e}", path.display())
 }
 
-/// A fresh, empty directory for one instance.
+/// The file in an instance directory that names the run owning it.
+const OWNER_FILE: &str = "s2spec-owner";
+
+/// A fresh, empty directory for one instance, readable by us only (it holds
+/// the server's private key), marked with the owning process so that a later
+/// run can remove it if this one is killed before it cleans up.
 fn fresh_dir(name: &str) -> Result<PathBuf, String> {
     static NEXT: AtomicU32 = AtomicU32::new(0);
+    remove_dead_instances(&std::env::temp_dir());
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.subsec_nanos())
@@ -419,7 +427,15 @@ fn fresh_dir(name: &str) -> Result<PathBuf, String> {
         std::process::id(),
         NEXT.fetch_add(1, Ordering::Relaxed)
     ));
-    std::fs::create_dir(&dir).map_err(|e| io_err(&dir, e))?;
+    let mut builder = std::fs::DirBuilder::new();
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+    builder.create(&dir).map_err(|e| io_err(&dir, e))?;
+    let owner = dir.join(OWNER_FILE);
+    if let Err(e) = std::fs::write(&owner, owner_line(std::process::id())) {
+        let _ = std::fs::remove_dir_all(&dir);
+        return Err(io_err(&owner, e));
+    }
     Ok(dir)
 }
 
@@ -439,6 +455,72 @@ fn free_ports(names: &[String]) -> Result<BTreeMap<String, u16>, String> {
         ports.insert(name.clone(), port);
     }
     Ok(ports)
+}
+
+/// `PID START` of a process: the start time (clock ticks after boot, field
+/// 22 of /proc/PID/stat) tells a reused PID from the original owner.
+fn owner_line(pid: u32) -> String {
+    format!("{pid} {}\n", start_time(pid).unwrap_or_default())
+}
+
+fn start_time(pid: u32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name (field 2) may hold spaces; fields after it do not.
+    let after_name = &stat[stat.rfind(')')? + 1..];
+    after_name.split_whitespace().nth(19)?.parse().ok()
+}
+
+/// Removes the instance directories under `tmp` whose owning run is gone
+/// (killed by SIGKILL, or crashed), with the keys they hold. Directories
+/// of live runs, and anything without our owner file, are left alone.
+pub fn remove_dead_instances(tmp: &Path) -> Vec<PathBuf> {
+    let mut removed = Vec::new();
+    let Ok(entries) = std::fs::read_dir(tmp) else {
+        return removed;
+    };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        let is_ours = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .is_some_and(|n| n.starts_with("s2spec-"));
+        if !is_ours || !path.is_dir() {
+            continue;
+        }
+        let Ok(owner) = std::fs::read_to_string(path.join(OWNER_FILE)) else {
+            continue;
+        };
+        let mut fields = owner.split_whitespace();
+        let (Some(pid), start) = (
+            fields.next().and_then(|p| p.parse::<u32>().ok()),
+            fields.next().and_then(|s| s.parse::<u64>().ok()),
+        ) else {
+            continue;
+        };
+        let alive = match (start_time(pid), start) {
+            (None, _) => false,
+            (Some(now), Some(then)) if then != 0 => now == then,
+            (Some(_), _) => true,
+        };
+        if !alive && std::fs::remove_dir_all(&path).is_ok() {
+            tracing::info!(dir = %path.display(), pid, "removed the instance directory of a dead run");
+            removed.push(path);
+        }
+    }
+    removed
+}
+
+/// Writes a private key, readable by its owner only from the first byte on.
+fn write_secret(path: &Path, text: &str) -> Result<(), String> {
+    use std::io::Write;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    options
+        .open(path)
+        .and_then(|mut f| f.write_all(text.as_bytes()))
+        .map_err(|e| io_err(path, e))
 }
 
 /// Where a managed run's server logs go, and how it behaves.
@@ -475,7 +557,7 @@ pub async fn run_managed(
             CaseKind::Script(s) => super::profile::needs_local_users(s),
             _ => false,
         });
-        let harness = Harness::start_managed(
+        let started = Harness::start_managed(
             profile,
             group,
             &partners,
@@ -483,8 +565,23 @@ pub async fn run_managed(
             managed.keep_logs.clone(),
             needs_users,
         )
-        .await
-        .map_err(|e| format!("{} ({group}): {e}", profile.name))?;
+        .await;
+        let harness = match started {
+            Ok(harness) => harness,
+            // The other groups may still run; these cases say why they did not.
+            Err(e) => {
+                let why = format!(
+                    "harness error: {} ({group}) did not start: {e}",
+                    profile.name
+                );
+                for case in &cases {
+                    let r = crate::run::lost_case(case, why.clone());
+                    done(&r);
+                    results.push(r);
+                }
+                continue;
+            }
+        };
         let harness = std::sync::Arc::new(harness);
         let group_results = harness.run(cases, done.clone()).await;
         if let Ok(h) = std::sync::Arc::try_unwrap(harness) {
@@ -534,6 +631,43 @@ fn not_applicable(case: &Case, reason: String, policy: Policy) -> CaseResult {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn dead_runs_lose_their_instance_dirs_and_live_ones_keep_them() {
+        let tmp = std::env::temp_dir().join(format!("s2spec-sweep-test-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&tmp);
+        std::fs::create_dir_all(&tmp).unwrap();
+        let dead = tmp.join("s2spec-prosody-dead");
+        let live = tmp.join("s2spec-prosody-live");
+        let foreign = tmp.join("s2spec-unmarked");
+        for d in [&dead, &live, &foreign] {
+            std::fs::create_dir(d).unwrap();
+        }
+        // PID 2^22 + 1 is above Linux's pid_max limit: never a live process.
+        std::fs::write(dead.join(OWNER_FILE), "4194305 1\n").unwrap();
+        std::fs::write(dead.join("target.key"), "secret").unwrap();
+        std::fs::write(live.join(OWNER_FILE), owner_line(std::process::id())).unwrap();
+        let removed = remove_dead_instances(&tmp);
+        assert_eq!(removed, vec![dead.clone()]);
+        assert!(!dead.exists() && live.exists() && foreign.exists());
+        // A reused PID (same number, other start time) is not the owner.
+        std::fs::write(live.join(OWNER_FILE), format!("{} 1\n", std::process::id())).unwrap();
+        assert_eq!(remove_dead_instances(&tmp), vec![live.clone()]);
+        std::fs::remove_dir_all(&tmp).unwrap();
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn instance_dirs_and_keys_are_private() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = fresh_dir("perm-test").unwrap();
+        let key = dir.join("target.key");
+        write_secret(&key, "k").unwrap();
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(&dir), 0o700);
+        assert_eq!(mode(&key), 0o600);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 
     #[test]
     fn render_substitutes_and_refuses_unknown_placeholders() {

@@ -55,7 +55,7 @@ impl Peers {
             if peers.entries.contains_key(&d) {
                 continue;
             }
-            let env = peers.base.for_another_peer();
+            let env = peers.base.for_another_peer().map_err(|e| e.to_string())?;
             let spec = &script.peer;
             let profile = PeerProfile::new(d.clone(), spec.negotiation, spec.cert)
                 .with_authzid(spec.authzid.clone())

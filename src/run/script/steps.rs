@@ -394,7 +394,11 @@ impl<'a> Run<'a> {
         let id = live.and_then(|l| l.stream_id.clone()).unwrap_or_default();
         match self.peers.entries.get(&from) {
             Some(entry) => entry.env.secret.key(&to, &from, &id),
-            None => Secret::random().key(&to, &from, &id),
+            // Without a random secret the spoof is keyed by a fixed one: the
+            // domain's authoritative server (the peer) knows neither.
+            None => Secret::random()
+                .unwrap_or_else(|_| Secret::new("s2spec spoof"))
+                .key(&to, &from, &id),
         }
     }
 
@@ -476,7 +480,10 @@ impl<'a> Run<'a> {
         let (env, profile) = match self.peers.entries.get(&from) {
             Some(entry) => (entry.env.clone(), entry.profile.clone()),
             None => (
-                self.peers.base.for_another_peer(),
+                self.peers
+                    .base
+                    .for_another_peer()
+                    .map_err(|e| e.to_string())?,
                 PeerProfile::new(from.clone(), spec.negotiation, spec.cert)
                     .with_authzid(spec.authzid.clone())
                     .with_verify_mode(spec.verify),

@@ -18,11 +18,12 @@ use crate::peer::{Authzid, VerifyMode};
 use crate::pki::CertVariant;
 use crate::requirement::{Keyword, Requirement, SourceKind};
 use crate::scenario::CASE_ZONE;
+use crate::source::line_of;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 struct RawScript {
-    id: String,
+    id: Spanned<String>,
     title: String,
     refs: Vec<String>,
     level: Level,
@@ -50,7 +51,7 @@ struct RawPartner {
     dialback: OneOrMany<bool>,
     #[serde(default)]
     additional_domains: Vec<String>,
-    connection_limit: Option<u32>,
+    connection_limit: Option<Spanned<u32>>,
     #[serde(default)]
     keep_alive: bool,
 }
@@ -179,7 +180,8 @@ pub fn parse_script(text: &str, file: &str) -> Result<Script, String> {
         format!("{file}:{line}: {}", e.message().trim())
     })?;
     let top = |msg: String| format!("{file}:1: {msg}");
-    check_id(&raw.id).map_err(top)?;
+    let id_line = at_line(raw.id.span().start);
+    check_id(raw.id.get_ref()).map_err(|m| format!("{file}:{id_line}: {m}"))?;
     let partner = match (raw.stranger, raw.partner) {
         (true, Some(_)) => {
             return Err(top(
@@ -206,7 +208,17 @@ pub fn parse_script(text: &str, file: &str) -> Result<Script, String> {
                     .map(|d| domain_template(d))
                     .collect::<Result<_, _>>()
                     .map_err(top)?,
-                connection_limit: p.connection_limit,
+                connection_limit: match p.connection_limit {
+                    // A partner set refuses 0 (P6): every run would fail on it.
+                    Some(limit) if *limit.get_ref() == 0 => {
+                        let line = at_line(limit.span().start);
+                        return Err(format!(
+                            "{file}:{line}: connection-limit must be at least 1 (it counts the \
+                             streams a partner may hold at once)"
+                        ));
+                    }
+                    limit => limit.map(Spanned::into_inner),
+                },
                 keep_alive: p.keep_alive,
             })
         }
@@ -262,7 +274,7 @@ pub fn parse_script(text: &str, file: &str) -> Result<Script, String> {
         steps.push(step);
     }
     Ok(Script {
-        id: raw.id,
+        id: raw.id.into_inner(),
         title: raw.title,
         refs: raw.refs,
         level: raw.level,
@@ -273,15 +285,6 @@ pub fn parse_script(text: &str, file: &str) -> Result<Script, String> {
         peer,
         steps,
     })
-}
-
-/// 1-based line of a byte offset.
-fn line_of(text: &str, offset: usize) -> usize {
-    let end = offset.min(text.len());
-    1 + text.as_bytes()[..end]
-        .iter()
-        .filter(|b| **b == b'\n')
-        .count()
 }
 
 /// The step's keys as written (without `note`), for messages. The span of
@@ -342,8 +345,12 @@ fn check_id(id: &str) -> Result<(), String> {
         ));
     }
     let domain = script_domain(id);
-    if domain.split('.').any(|l| l.len() > 63 || l.is_empty()) {
-        return Err(format!("id `{id}` gives an invalid domain `{domain}`"));
+    // The same rule the partner set applies (length 253, labels 1-63), so
+    // that an id `list` accepts gives a domain every run accepts.
+    if let Some(problem) = crate::partner::dns_name_problem(&domain) {
+        return Err(format!(
+            "id `{id}` gives an invalid peer domain `{domain}`: {problem}"
+        ));
     }
     Ok(())
 }
@@ -824,8 +831,7 @@ pub fn load_scenarios(dir: &Path) -> Result<Vec<Script>, String> {
     files.sort();
     let mut scripts: Vec<Script> = Vec::new();
     for path in files {
-        let text = std::fs::read_to_string(&path)
-            .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+        let text = crate::source::read_text(&path).map_err(|e| e.to_string())?;
         let script = parse_script(&text, &path.display().to_string())?;
         if let Some(other) = scripts.iter().find(|s| s.id == script.id) {
             return Err(format!(
