@@ -73,6 +73,7 @@ const SCENARIO: &str = r#"id = "spec/2/robust-probe"
 title = "t"
 refs = ["SPEC §2"]
 level = "MUST"
+source = "configuration"
 
 [partner]
 type = "federated"
@@ -94,7 +95,7 @@ fn scenario_files_that_cannot_run_are_refused_at_their_line() {
         (
             "limit0",
             SCENARIO.replace("PARTNER_EXTRA", "connection-limit = 0"),
-            11,
+            12,
             "connection-limit must be at least 1",
         ),
         (
@@ -108,7 +109,7 @@ fn scenario_files_that_cannot_run_are_refused_at_their_line() {
         (
             "bad-additional",
             SCENARIO.replace("PARTNER_EXTRA", "additional-domains = [\"a..{peer}\"]"),
-            6,
+            7,
             "partner entry cannot be configured",
         ),
     ] {

@@ -524,9 +524,9 @@ fn rule_mechanisms_before_tls(tls_required: bool) -> Requirement {
         // has been completed"
         protocol(Keyword::MustNot, "RFC 6120 §6.3.4")
     } else {
-        // Nothing forbids it where TLS is optional; XEP-0178 §3's flow
-        // offers EXTERNAL after TLS.
-        Requirement::advisory("XEP-0178 §3")
+        // Where TLS is optional no RFC text forbids it, but SPEC §4.1 (what
+        // the configuration means on the wire) offers no mechanism before TLS.
+        configuration("SPEC §4.1")
     }
 }
 fn rule_external_offer_bad_cert() -> Requirement {
