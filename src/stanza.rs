@@ -57,6 +57,17 @@ pub fn error_condition(stanza: &Element) -> Option<String> {
     })
 }
 
+/// An XMPP ping (XEP-0199 §4.3, server to server): an iq-get that must be
+/// answered over the answering server's own stream to `from`.
+pub fn ping(from: &str, to: &str, id: &str) -> Element {
+    Element::new(NS_SERVER, "iq")
+        .with_attr("type", "get")
+        .with_attr("from", from)
+        .with_attr("to", to)
+        .with_attr("id", id)
+        .with_child(Element::new("urn:xmpp:ping", "ping"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

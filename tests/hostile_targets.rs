@@ -14,6 +14,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use s2spec::report::{CaseResult, Verdict};
+
+/// The listener count is process-wide: the two tests here take turns, so
+/// one's sockets never look like the other's leftovers.
+static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 use s2spec::run::{Harness, Options};
 use s2spec::scenario::{Case, expand, load_matrix};
 use s2spec::target::External;
@@ -288,6 +292,7 @@ fn peak_rss_kib() -> u64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_hostile_target_gets_every_case_judged_within_its_deadline() {
+    let _alone = ONE_AT_A_TIME.lock().await;
     let cases = cases();
     let selected: Vec<String> = cases.iter().map(|c| c.id.clone()).collect();
     let listeners_before = own_listeners();
@@ -372,6 +377,7 @@ async fn every_hostile_target_gets_every_case_judged_within_its_deadline() {
 /// Duration` in the reference proxy nor exceed tokio's semaphore limit.
 #[tokio::test]
 async fn absurd_options_saturate_instead_of_panicking() {
+    let _alone = ONE_AT_A_TIME.lock().await;
     let cases: Vec<Case> = cases()
         .into_iter()
         .filter(|c| c.id.starts_with("matrix/in/"))

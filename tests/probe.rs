@@ -7,6 +7,7 @@
 //! uncertain one must list it. A server that is not installed is SKIPPED
 //! with the reason.
 
+use s2spec::stanza::ping;
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::Path;
@@ -107,15 +108,6 @@ async fn reference_proxy(
         secret,
     };
     RefProxy::start(config).await.unwrap()
-}
-
-fn ping(from: &str, to: &str, id: &str) -> Element {
-    Element::new(NS_SERVER, "iq")
-        .with_attr("type", "get")
-        .with_attr("from", from)
-        .with_attr("to", to)
-        .with_attr("id", id)
-        .with_child(Element::new("urn:xmpp:ping", "ping"))
 }
 
 /// What happened in each direction between our proxy (configured `c`) and

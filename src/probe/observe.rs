@@ -14,6 +14,7 @@
 //!   which ends the server's previous stream to us, so each round sees a
 //!   fresh connection.
 
+use crate::stanza::ping;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -30,7 +31,6 @@ use crate::peer::{
 use crate::pki::Pki;
 use crate::stream::Transcript;
 use crate::tls::ChainStatus;
-use crate::xml::{Element, NS_SERVER};
 
 /// What the probe needs.
 #[derive(Debug, Clone)]
@@ -428,15 +428,6 @@ impl InitiatingTrial {
             sni: None,
         }
     }
-}
-
-fn ping(from: &str, to: &str, id: &str) -> Element {
-    Element::new(NS_SERVER, "iq")
-        .with_attr("type", "get")
-        .with_attr("from", from)
-        .with_attr("to", to)
-        .with_attr("id", id)
-        .with_child(Element::new("urn:xmpp:ping", "ping"))
 }
 
 /// One round: our listener with `code`, a ping, and what the server's

@@ -6,6 +6,7 @@ pub mod judge;
 pub mod network;
 mod script;
 
+use crate::stanza::ping;
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -739,17 +740,6 @@ fn probe(from: &str, to: &str, id: &str) -> Element {
         .with_attr("id", id)
         .with_attr("type", "chat")
         .with_child(Element::new(NS_SERVER, "body").with_text(format!("s2spec probe {id}")))
-}
-
-/// The probe for servers that have no scriptable local user: an XMPP ping
-/// (XEP-0199) from the peer's server to the target's domain.
-fn ping(from: &str, to: &str, id: &str) -> Element {
-    Element::new(NS_SERVER, "iq")
-        .with_attr("type", "get")
-        .with_attr("from", from)
-        .with_attr("to", to)
-        .with_attr("id", id)
-        .with_child(Element::new("urn:xmpp:ping", "ping"))
 }
 
 /// A short token for probe ids (domains are unique per case already).
