@@ -312,8 +312,18 @@ impl Inbound {
             } else {
                 // SPEC §4.7: neither the header nor the features advertised
                 // dialback, so the target used a method the peer never offered.
+                // A server without dialback does not speak its namespace: it
+                // refuses the element like any unsupported first-level child
+                // (RFC 6120 §4.9.3.24), and may not answer with `db:` elements
+                // it never declared (XEP-0220 §2).
                 self.violation(ViolationKind::DialbackNotOffered, Some(e));
-                refuse("not-authorized")
+                self.log(ServerEvent::Dialback {
+                    stream: self.no,
+                    tls,
+                    handled: refuse("unsupported-stanza-type"),
+                });
+                self.refuse("unsupported-stanza-type").await?;
+                return Ok(Next::Stop);
             }
         } else if !db.to.eq_ignore_ascii_case(&ours) {
             refuse("item-not-found")
