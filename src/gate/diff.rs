@@ -442,14 +442,8 @@ mod tests {
             RunInfo {
                 s2spec_version: "0.1.0".into(),
                 target: "reference".into(),
-                faults: vec![],
                 policy: "lync".into(),
-                started: String::new(),
-                finished: String::new(),
-                duration_ms: 0,
-                transcripts: None,
-                selection: None,
-                interrupted: false,
+                ..RunInfo::default()
             },
             cases,
         )

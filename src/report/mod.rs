@@ -112,7 +112,7 @@ pub struct CaseResult {
 }
 
 /// Which target was tested, how.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Default, Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RunInfo {
     pub s2spec_version: String,
     /// `reference`, `external`, ...
