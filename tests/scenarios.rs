@@ -226,7 +226,7 @@ fn a_good_file_loads_with_every_part() {
 
 /// `bad` (GOOD with one line replaced) fails with `file:line` and `needle`.
 fn fails_at(bad: &str, line: usize, needle: &str) {
-    let err = parse_script(bad, "bad.toml").unwrap_err();
+    let err = parse_script(bad, "bad.toml").unwrap_err().to_string();
     assert!(
         err.starts_with(&format!("bad.toml:{line}:")),
         "wanted line {line}: {err}"

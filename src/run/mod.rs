@@ -324,7 +324,10 @@ impl Harness {
             CaseKind::Stranger { direction, peer } => {
                 self.stranger_case(*direction, *peer, transcript).await
             }
-            CaseKind::Script(s) => self.script_case(s, transcript).await,
+            CaseKind::Script(s) => self
+                .script_case(s, transcript)
+                .await
+                .map_err(|e| e.to_string()),
         }
     }
 

@@ -6,6 +6,7 @@
 //! verdict is the worst deviation; a MAY scenario whose only deviations are
 //! informational is `not-applicable` (an absent capability).
 
+mod error;
 mod live;
 mod peers;
 mod steps;
@@ -20,6 +21,7 @@ use crate::scenario::script::{Action, Level, Script, Step};
 use crate::stream::Transcript;
 
 use super::{Harness, Parts};
+pub use error::PlayError;
 use peers::Peers;
 use steps::{Outcome, Run};
 
@@ -41,7 +43,7 @@ impl Harness {
         &self,
         script: &Script,
         transcript: &Transcript,
-    ) -> Result<Parts, String> {
+    ) -> Result<Parts, PlayError> {
         let until = Instant::now() + self.options.case_deadline.saturating_sub(FINISH_MARGIN);
         let peers = Peers::place(self, script, transcript).await?;
         let mut run = Run::new(self, script, peers);
@@ -62,10 +64,12 @@ impl Harness {
             let outcome = match tokio::time::timeout(left, run.step(step)).await {
                 Ok(outcome) => outcome,
                 Err(_) => {
-                    broken = Err(format!(
-                        "step {n} ({}:{}) was cut by the case deadline ({:?})",
-                        script.file, step.line, self.options.case_deadline
-                    ));
+                    broken = Err(PlayError::Deadline {
+                        step: n,
+                        file: script.file.clone(),
+                        line: step.line,
+                        deadline: self.options.case_deadline,
+                    });
                     break;
                 }
             };
@@ -88,7 +92,12 @@ impl Harness {
                     played.push((n, Played::Unmet(d)));
                 }
                 Err(e) => {
-                    broken = Err(format!("step {n} ({}:{}): {e}", script.file, step.line));
+                    broken = Err(PlayError::Step {
+                        step: n,
+                        file: script.file.clone(),
+                        line: step.line,
+                        error: e,
+                    });
                     break;
                 }
             }

@@ -18,7 +18,7 @@ pub fn load_all(matrix: &std::path::Path) -> Result<Vec<Case>, String> {
 }
 
 /// The cases of every scenario file under `dir` (`matrix.toml` excluded).
-pub fn load_script_cases(dir: &std::path::Path) -> Result<Vec<Case>, String> {
+pub fn load_script_cases(dir: &std::path::Path) -> Result<Vec<Case>, script::LoadError> {
     Ok(script::load_scenarios(dir)?
         .into_iter()
         .map(script_case)

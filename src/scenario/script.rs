@@ -34,6 +34,7 @@
 //! expect-stream-error = "not-authorized"
 //! ```
 
+mod error;
 mod load;
 pub mod pattern;
 pub mod template;
@@ -49,6 +50,7 @@ use crate::peer::{Authzid, VerifyMode};
 use crate::pki::CertVariant;
 use crate::requirement::Requirement;
 
+pub use error::{LoadError, Problem, StepProblem, TemplateError};
 pub use load::{load_scenarios, parse_script, script_domain};
 pub use template::{Placeholder, Template};
 
@@ -265,7 +267,7 @@ impl Script {
         let domain = self.domain();
         let fill = |t: &Template| {
             t.render(|h| {
-                Ok(match h {
+                Ok::<_, ()>(match h {
                     Placeholder::Peer => Some(domain.clone()),
                     Placeholder::Target => Some(target_domain.to_owned()),
                     _ => None,

@@ -11,6 +11,8 @@ use crate::run::network::{self, Placed};
 use crate::scenario::script::{Placeholder, Script, Template};
 use crate::stream::Transcript;
 
+use super::error::{PlayError, StepError};
+
 /// One domain the peer serves.
 pub(super) struct Entry {
     pub env: PeerEnv,
@@ -32,9 +34,9 @@ impl Peers {
         harness: &Harness,
         script: &Script,
         transcript: &Transcript,
-    ) -> Result<Peers, String> {
+    ) -> Result<Peers, PlayError> {
         let base = PeerEnv::new(harness.pki.clone(), transcript.clone())
-            .map_err(|e| e.to_string())?
+            .map_err(|e| PlayError::Place(e.to_string()))?
             .with_step(harness.options.step);
         let target = TargetInfo {
             addr: harness.target.addr(),
@@ -49,13 +51,20 @@ impl Peers {
         };
         let mut domains = vec![domain.clone()];
         for t in &script.peer.domains {
-            domains.push(peers.domain_of(t)?);
+            domains.push(
+                peers
+                    .domain_of(t)
+                    .map_err(|e| PlayError::Place(e.to_string()))?,
+            );
         }
         for d in domains {
             if peers.entries.contains_key(&d) {
                 continue;
             }
-            let env = peers.base.for_another_peer().map_err(|e| e.to_string())?;
+            let env = peers
+                .base
+                .for_another_peer()
+                .map_err(|e| PlayError::Place(e.to_string()))?;
             let spec = &script.peer;
             let profile = PeerProfile::new(d.clone(), spec.negotiation, spec.cert)
                 .with_authzid(spec.authzid.clone())
@@ -65,7 +74,7 @@ impl Peers {
                 Ok(p) => p,
                 Err(e) => {
                     peers.finish(harness).await;
-                    return Err(e);
+                    return Err(PlayError::Place(e));
                 }
             };
             // Recorded first, so that `finish` also undoes a half-done placement.
@@ -82,18 +91,18 @@ impl Peers {
                 && let Err(e) = harness.dns.upsert_zone(zone)
             {
                 peers.finish(harness).await;
-                return Err(e.to_string());
+                return Err(PlayError::Place(e.to_string()));
             }
         }
         Ok(peers)
     }
 
     /// A domain template (`{peer}`, `{target}` only) made concrete.
-    pub fn domain_of(&self, t: &Template) -> Result<String, String> {
+    pub fn domain_of(&self, t: &Template) -> Result<String, StepError> {
         t.render(|p| match p {
             Placeholder::Peer => Ok(Some(self.domain.clone())),
             Placeholder::Target => Ok(Some(self.target.domain.clone())),
-            other => Err(format!("`{}` is not a domain", other.source())),
+            other => Err(StepError::NotADomain(other.source())),
         })
         .map(|d| d.to_ascii_lowercase())
     }

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use base64::Engine;
 
+use super::error::StepError;
 use super::live::{Live, Seen};
 use super::peers::Peers;
 use crate::dialback::Secret;
@@ -31,7 +32,7 @@ pub(super) enum Outcome {
     Unmet { expected: String, observed: String },
 }
 
-fn unmet(expected: impl Into<String>, observed: impl Into<String>) -> Result<Outcome, String> {
+fn unmet(expected: impl Into<String>, observed: impl Into<String>) -> Result<Outcome, StepError> {
     Ok(Outcome::Unmet {
         expected: expected.into(),
         observed: observed.into(),
@@ -108,13 +109,11 @@ impl<'a> Run<'a> {
         step.timeout.unwrap_or(self.harness.options.step)
     }
 
-    fn current(&mut self) -> Result<&mut Live, String> {
-        self.conns
-            .last_mut()
-            .ok_or_else(|| "no connection: `connect` or `authenticate` first".to_string())
+    fn current(&mut self) -> Result<&mut Live, StepError> {
+        self.conns.last_mut().ok_or(StepError::NoConnection)
     }
 
-    pub async fn step(&mut self, step: &Step) -> Result<Outcome, String> {
+    pub async fn step(&mut self, step: &Step) -> Result<Outcome, StepError> {
         let wait = self.wait(step);
         match &step.action {
             Action::Connect {
@@ -132,7 +131,9 @@ impl<'a> Run<'a> {
                 // After SASL success the parser restarts (RFC 6120 §6.4.6);
                 // after TLS it is fresh already.
                 if live.stream.peer_header().is_some() {
-                    live.stream.restart().map_err(|e| e.to_string())?;
+                    live.stream
+                        .restart()
+                        .map_err(|e| StepError::Setup(e.to_string()))?;
                 }
                 // A target that has closed the connection makes this unmet,
                 // not a harness error.
@@ -247,7 +248,7 @@ impl<'a> Run<'a> {
     // ----- placeholders ------------------------------------------------
 
     /// Values for the placeholders every context shares; `None` keeps one.
-    fn fill(&self, p: &Placeholder, keep_captures: bool) -> Result<Option<String>, String> {
+    fn fill(&self, p: &Placeholder, keep_captures: bool) -> Result<Option<String>, StepError> {
         let b64 = |s: &str| base64::engine::general_purpose::STANDARD.encode(s.as_bytes());
         Ok(Some(match p {
             Placeholder::Peer => self.peers.domain.clone(),
@@ -264,7 +265,7 @@ impl<'a> Run<'a> {
                 .captures
                 .get(n)
                 .cloned()
-                .ok_or_else(|| format!("nothing was captured as `{n}`"))?,
+                .ok_or_else(|| StepError::NotCaptured(n.clone()))?,
             Placeholder::Any
             | Placeholder::Absent
             | Placeholder::DialbackKey
@@ -273,7 +274,7 @@ impl<'a> Run<'a> {
     }
 
     /// Renders XML: values are escaped for attribute or text positions.
-    fn render_xml(&self, t: &Template, keep_captures: bool) -> Result<String, String> {
+    fn render_xml(&self, t: &Template, keep_captures: bool) -> Result<String, StepError> {
         t.render(|p| {
             Ok(self.fill(p, keep_captures)?.map(|v| {
                 let mut out = String::new();
@@ -292,7 +293,7 @@ impl<'a> Run<'a> {
         header: bool,
         direct_tls: bool,
         wait: Duration,
-    ) -> Result<Outcome, String> {
+    ) -> Result<Outcome, StepError> {
         let env = &self.peers.base;
         let addr = self.peers.target.addr;
         let no = env.streams.next();
@@ -300,8 +301,9 @@ impl<'a> Run<'a> {
             let leaf = self.leaf(&from)?;
             let (config, _recorder) =
                 tls::client_config(&env.roots, leaf.as_deref(), Transport::DirectTls)
-                    .map_err(|e| e.to_string())?;
-            let name = tls::server_name(&self.peers.target.domain).map_err(|e| e.to_string())?;
+                    .map_err(|e| StepError::Setup(e.to_string()))?;
+            let name = tls::server_name(&self.peers.target.domain)
+                .map_err(|e| StepError::Setup(e.to_string()))?;
             let attempt = XmppStream::connect_direct_tls(
                 addr,
                 config,
@@ -339,28 +341,28 @@ impl<'a> Run<'a> {
     }
 
     /// The certificate the peer presents for `domain` (its profile's variant).
-    fn leaf(&self, domain: &str) -> Result<Option<std::sync::Arc<crate::pki::Leaf>>, String> {
+    fn leaf(&self, domain: &str) -> Result<Option<std::sync::Arc<crate::pki::Leaf>>, StepError> {
         self.peers
             .base
             .pki
             .leaf(domain, self.script.peer.cert, KeyType::Ecdsa)
-            .map_err(|e| e.to_string())
+            .map_err(|e| StepError::Setup(e.to_string()))
     }
 
-    async fn send(&mut self, t: &Template) -> Result<Outcome, String> {
+    async fn send(&mut self, t: &Template) -> Result<Outcome, StepError> {
         let text = self.render_xml(t, false)?;
-        let mut element = parse_xml(&text).map_err(|e| format!("XML to send: {e}"))?;
+        let mut element = parse_xml(&text).map_err(StepError::XmlToSend)?;
         if t.holes().any(|p| *p == Placeholder::DialbackKey) {
             let key = self.dialback_key(&element);
             let text = t.render(|p| match p {
-                Placeholder::DialbackKey => Ok(Some(key.clone())),
+                Placeholder::DialbackKey => Ok::<_, StepError>(Some(key.clone())),
                 other => Ok(self.fill(other, false)?.map(|v| {
                     let mut out = String::new();
                     escape_attr(&v, &mut out);
                     out
                 })),
             })?;
-            element = parse_xml(&text).map_err(|e| format!("XML to send: {e}"))?;
+            element = parse_xml(&text).map_err(StepError::XmlToSend)?;
         }
         let wait = self.harness.options.step;
         let live = self.current()?;
@@ -402,7 +404,11 @@ impl<'a> Run<'a> {
         }
     }
 
-    async fn send_raw(&mut self, t: &Template, pad_to: Option<usize>) -> Result<Outcome, String> {
+    async fn send_raw(
+        &mut self,
+        t: &Template,
+        pad_to: Option<usize>,
+    ) -> Result<Outcome, StepError> {
         let bare = t.render(|p| match p {
             Placeholder::Padding => Ok(Some(String::new())),
             other => self.fill(other, false),
@@ -412,7 +418,7 @@ impl<'a> Run<'a> {
             Some(total) => {
                 let fill = total
                     .checked_sub(bare.len())
-                    .ok_or_else(|| format!("`pad-to = {total}` is smaller than the text itself"))?;
+                    .ok_or(StepError::PadTooSmall(total))?;
                 let padding = "x".repeat(fill);
                 t.render(|p| match p {
                     Placeholder::Padding => Ok(Some(padding.clone())),
@@ -434,7 +440,7 @@ impl<'a> Run<'a> {
         &mut self,
         pipeline: Option<&Template>,
         wait: Duration,
-    ) -> Result<Outcome, String> {
+    ) -> Result<Outcome, StepError> {
         let extra = match pipeline {
             Some(t) => t.render(|p| self.fill(p, false))?,
             None => String::new(),
@@ -443,9 +449,9 @@ impl<'a> Run<'a> {
         let leaf = self.leaf(&from)?;
         let (config, _recorder) =
             tls::client_config(&self.peers.base.roots, leaf.as_deref(), Transport::StartTls)
-                .map_err(|e| e.to_string())?;
+                .map_err(|e| StepError::Setup(e.to_string()))?;
         let target = self.peers.target.domain.clone();
-        let name = tls::server_name(&target).map_err(|e| e.to_string())?;
+        let name = tls::server_name(&target).map_err(|e| StepError::Setup(e.to_string()))?;
         let live = self.current()?;
         // One write, so that the pipelined bytes arrive with <starttls/>.
         let bytes = format!("<starttls xmlns='{NS_TLS}'/>{extra}");
@@ -475,7 +481,7 @@ impl<'a> Run<'a> {
         &mut self,
         from: String,
         expect_success: bool,
-    ) -> Result<Outcome, String> {
+    ) -> Result<Outcome, StepError> {
         let spec = &self.script.peer;
         let (env, profile) = match self.peers.entries.get(&from) {
             Some(entry) => (entry.env.clone(), entry.profile.clone()),
@@ -483,7 +489,7 @@ impl<'a> Run<'a> {
                 self.peers
                     .base
                     .for_another_peer()
-                    .map_err(|e| e.to_string())?,
+                    .map_err(|e| StepError::Setup(e.to_string()))?,
                 PeerProfile::new(from.clone(), spec.negotiation, spec.cert)
                     .with_authzid(spec.authzid.clone())
                     .with_verify_mode(spec.verify),
@@ -526,11 +532,11 @@ impl<'a> Run<'a> {
         patterns: &[Template],
         exact: bool,
         wait: Duration,
-    ) -> Result<Outcome, String> {
+    ) -> Result<Outcome, StepError> {
         let mut rendered = Vec::new();
         for t in patterns {
             let text = self.render_xml(t, true)?;
-            let p = parse_xml(&text).map_err(|e| format!("pattern: {e}"))?;
+            let p = parse_xml(&text).map_err(StepError::Pattern)?;
             rendered.push((text, p));
         }
         let want = rendered
@@ -563,13 +569,13 @@ impl<'a> Run<'a> {
         at: &Template,
         delivered: bool,
         step: &Step,
-    ) -> Result<Outcome, String> {
+    ) -> Result<Outcome, StepError> {
         let id = id.render(|p| self.fill(p, false))?;
         let wait = step.timeout.unwrap_or(self.harness.options.delivery_wait);
         // The one hook between the two ways of observing delivery: a managed
         // server's own users see it at their clients.
         if let Some(users) = self.harness.target.local_users() {
-            let users = users.map_err(str::to_owned)?;
+            let users = users.map_err(|e| StepError::LocalUsers(e.to_owned()))?;
             return self.delivery_at_clients(users, id, delivered, wait).await;
         }
         let at = self.peers.domain_of(at)?;
@@ -577,7 +583,7 @@ impl<'a> Run<'a> {
             .peers
             .entries
             .get(&at)
-            .ok_or_else(|| format!("no peer server for {at}: list it in [peer] domains"))?;
+            .ok_or_else(|| StepError::NoPeerServer(at.clone()))?;
         // The echo (or any non-error stanza with the id) proves delivery;
         // an error reply with the id proves the opposite.
         let found = entry
@@ -595,7 +601,7 @@ impl<'a> Run<'a> {
             (Some(ServerEvent::Stanza { stanza, .. }), false) => {
                 unmet(format!("no delivery of {what}"), stanza.xml)
             }
-            (Some(_), _) => Err("unexpected event kind".into()),
+            (Some(_), _) => Err(StepError::UnexpectedEvent),
             (None, true) => unmet(
                 what,
                 format!("nothing within {wait:?}{}", received(entry, &at)),
@@ -613,8 +619,11 @@ impl<'a> Run<'a> {
         id: String,
         delivered: bool,
         wait: Duration,
-    ) -> Result<Outcome, String> {
-        let sessions = users.online().await.map_err(|e| e.to_string())?;
+    ) -> Result<Outcome, StepError> {
+        let sessions = users
+            .online()
+            .await
+            .map_err(|e| StepError::Setup(e.to_string()))?;
         let peer = self.peers.domain.clone();
         let mut waits = tokio::task::JoinSet::new();
         for session in &sessions {
@@ -642,11 +651,10 @@ impl<'a> Run<'a> {
         if found.is_none()
             && let Some(gone) = sessions.iter().find(|s| !s.is_open())
         {
-            return Err(format!(
-                "the client of {} went offline while waiting ({})",
-                gone.jid(),
-                gone.ended().unwrap_or_default()
-            ));
+            return Err(StepError::ClientOffline {
+                jid: gone.jid().to_string(),
+                why: gone.ended().unwrap_or_default().to_string(),
+            });
         }
         let jids: Vec<&str> = sessions.iter().map(|s| s.bare()).collect();
         let what = format!(
@@ -693,15 +701,15 @@ impl<'a> Run<'a> {
         absent: &[String],
         at: &Template,
         step: &Step,
-    ) -> Result<Outcome, String> {
+    ) -> Result<Outcome, StepError> {
         let text = self.render_xml(pattern, true)?;
-        let p = parse_xml(&text).map_err(|e| format!("pattern: {e}"))?;
+        let p = parse_xml(&text).map_err(StepError::Pattern)?;
         let at = self.peers.domain_of(at)?;
         let entry = self
             .peers
             .entries
             .get(&at)
-            .ok_or_else(|| format!("no peer server for {at}: list it in [peer] domains"))?;
+            .ok_or_else(|| StepError::NoPeerServer(at.clone()))?;
         let wait = step.timeout.unwrap_or(self.harness.options.delivery_wait);
         let caps = self.captures.clone();
         let fits = |e: &Element| {
@@ -723,7 +731,7 @@ impl<'a> Run<'a> {
                 }
                 Ok(Outcome::Met(format!("received {}", stanza.xml)))
             }
-            Some(_) => Err("unexpected event kind".into()),
+            Some(_) => Err(StepError::UnexpectedEvent),
             None => unmet(
                 want,
                 format!("no such stanza within {wait:?}{}", received(entry, &at)),

@@ -9,6 +9,7 @@ use std::time::Duration;
 use serde::Deserialize;
 use toml::Spanned;
 
+use super::error::{LoadError, Problem, StepProblem, TemplateError};
 use super::pattern::parse_xml;
 use super::template::{Placeholder, Template};
 use super::{Action, Feature, Level, PartnerSpec, PeerSpec, Script, Step};
@@ -173,30 +174,36 @@ struct RawStep {
 const MAX_PAD: usize = 16 * 1024 * 1024;
 
 /// Reads and checks one scenario file.
-pub fn parse_script(text: &str, file: &str) -> Result<Script, String> {
+pub fn parse_script(text: &str, file: &str) -> Result<Script, LoadError> {
     let at_line = |offset: usize| line_of(text, offset);
+    let at = |line: usize, problem: Problem| LoadError::At {
+        file: file.to_owned(),
+        line,
+        problem,
+    };
+    let top = |problem: Problem| at(1, problem);
+    let metadata = |msg: String| top(Problem::Metadata(msg));
     let raw: RawScript = toml::from_str(text).map_err(|e| {
         let line = e.span().map(|s| at_line(s.start)).unwrap_or(1);
-        format!("{file}:{line}: {}", e.message().trim())
+        at(line, Problem::Toml(e.message().trim().to_owned()))
     })?;
-    let top = |msg: String| format!("{file}:1: {msg}");
     let id_line = at_line(raw.id.span().start);
-    check_id(raw.id.get_ref()).map_err(|m| format!("{file}:{id_line}: {m}"))?;
+    check_id(raw.id.get_ref()).map_err(|m| at(id_line, Problem::Metadata(m)))?;
     let partner = match (raw.stranger, raw.partner) {
         (true, Some(_)) => {
-            return Err(top(
+            return Err(metadata(
                 "`stranger = true` means no partner configuration: remove [partner]".into(),
             ));
         }
         (false, None) => {
-            return Err(top(
+            return Err(metadata(
                 "missing [partner] (or `stranger = true` for a domain configured nowhere)".into(),
             ));
         }
         (true, None) => None,
         (false, Some(p)) => {
             let mut configurations =
-                configurations(p.tls.list(), p.sasl.list(), p.dialback.list()).map_err(top)?;
+                configurations(p.tls.list(), p.sasl.list(), p.dialback.list()).map_err(metadata)?;
             let negotiation = configurations.remove(0);
             Some(PartnerSpec {
                 partner_type: p.partner_type,
@@ -207,14 +214,17 @@ pub fn parse_script(text: &str, file: &str) -> Result<Script, String> {
                     .iter()
                     .map(|d| domain_template(d))
                     .collect::<Result<_, _>>()
-                    .map_err(top)?,
+                    .map_err(|e| top(e.into()))?,
                 connection_limit: match p.connection_limit {
                     // A partner set refuses 0 (P6): every run would fail on it.
                     Some(limit) if *limit.get_ref() == 0 => {
-                        let line = at_line(limit.span().start);
-                        return Err(format!(
-                            "{file}:{line}: connection-limit must be at least 1 (it counts the \
-                             streams a partner may hold at once)"
+                        return Err(at(
+                            at_line(limit.span().start),
+                            Problem::Metadata(
+                                "connection-limit must be at least 1 (it counts the streams a \
+                                 partner may hold at once)"
+                                    .into(),
+                            ),
                         ));
                     }
                     limit => limit.map(Spanned::into_inner),
@@ -223,7 +233,7 @@ pub fn parse_script(text: &str, file: &str) -> Result<Script, String> {
             })
         }
     };
-    let requirement = default_requirement(raw.source, raw.level, &raw.refs).map_err(top)?;
+    let requirement = default_requirement(raw.source, raw.level, &raw.refs).map_err(metadata)?;
     let p = raw.peer;
     let authzid = match p.authzid.as_deref() {
         None | Some("none") => Authzid::None,
@@ -241,18 +251,26 @@ pub fn parse_script(text: &str, file: &str) -> Result<Script, String> {
             .iter()
             .map(|d| domain_template(d))
             .collect::<Result<_, _>>()
-            .map_err(top)?,
+            .map_err(|e| top(e.into()))?,
     };
     if raw.steps.is_empty() {
-        return Err(top("a scenario needs at least one [[step]]".into()));
+        return Err(metadata("a scenario needs at least one [[step]]".into()));
     }
     let mut steps = Vec::new();
     let mut connected = false;
     for (n, spanned) in raw.steps.into_iter().enumerate() {
         let line = at_line(spanned.span().start);
+        let in_step = |problem: StepProblem| {
+            at(
+                line,
+                Problem::Step {
+                    step: n + 1,
+                    problem,
+                },
+            )
+        };
         let source = step_source(text, spanned.span());
-        let step = build_step(spanned.into_inner(), line, source, &requirement)
-            .map_err(|m| format!("{file}:{line}: step {}: {m}", n + 1))?;
+        let step = build_step(spanned.into_inner(), line, source, &requirement).map_err(in_step)?;
         match &step.action {
             Action::Connect { .. }
             | Action::Authenticate {
@@ -263,13 +281,21 @@ pub fn parse_script(text: &str, file: &str) -> Result<Script, String> {
             | Action::Wait(_)
             | Action::ExpectDelivery { .. }
             | Action::ExpectStanza { .. } => {}
-            _ if !connected => {
-                return Err(format!(
-                    "{file}:{line}: step {}: needs a connection: `connect` or `authenticate` first",
-                    n + 1
-                ));
+            Action::Open
+            | Action::Send(_)
+            | Action::SendRaw { .. }
+            | Action::StartTls { .. }
+            | Action::Expect { .. }
+            | Action::ExpectStreamError(_)
+            | Action::ExpectClose
+            | Action::ExpectVersion(_)
+            | Action::ExpectNothing(_)
+            | Action::ExpectFeature { .. }
+            | Action::Close => {
+                if !connected {
+                    return Err(in_step(StepProblem::NeedsConnection));
+                }
             }
-            _ => {}
         }
         steps.push(step);
     }
@@ -372,7 +398,7 @@ pub fn script_domain(id: &str) -> String {
     format!("{}.scn.{CASE_ZONE}", labels.join("."))
 }
 
-fn domain_template(s: &str) -> Result<Template, String> {
+fn domain_template(s: &str) -> Result<Template, TemplateError> {
     let t = Template::parse(s)?;
     allow(&t, "a domain", |p| {
         matches!(p, Placeholder::Peer | Placeholder::Target)
@@ -381,9 +407,16 @@ fn domain_template(s: &str) -> Result<Template, String> {
 }
 
 /// Fails if `t` uses a placeholder `ok` refuses here.
-fn allow(t: &Template, place: &str, ok: impl Fn(&Placeholder) -> bool) -> Result<(), String> {
+fn allow(
+    t: &Template,
+    place: &str,
+    ok: impl Fn(&Placeholder) -> bool,
+) -> Result<(), TemplateError> {
     match t.holes().find(|p| !ok(p)) {
-        Some(p) => Err(format!("`{}` cannot be used in {place}", p.source())),
+        Some(p) => Err(TemplateError::Misplaced {
+            placeholder: p.source(),
+            place: place.to_owned(),
+        }),
         None => Ok(()),
     }
 }
@@ -400,9 +433,9 @@ fn for_pattern(p: &Placeholder) -> bool {
 }
 
 /// The XML with placeholders filled by stand-ins, so it can be checked now.
-fn check_xml(t: &Template, pattern: bool) -> Result<(), String> {
+fn check_xml(t: &Template, pattern: bool) -> Result<(), StepProblem> {
     let text = t.render(|p| {
-        Ok(match p {
+        Ok::<_, StepProblem>(match p {
             Placeholder::Peer => Some("peer.example".into()),
             Placeholder::Target => Some("target.example".into()),
             Placeholder::Capture(_) if !pattern => Some("captured".into()),
@@ -410,14 +443,12 @@ fn check_xml(t: &Template, pattern: bool) -> Result<(), String> {
             _ => Some("AA".into()),
         })
     })?;
-    parse_xml(&text)
-        .map(|_| ())
-        .map_err(|e| format!("XML does not parse: {e}"))
+    parse_xml(&text).map(|_| ()).map_err(StepProblem::Xml)
 }
 
-fn secs(v: f64, key: &str) -> Result<Duration, String> {
+fn secs(v: f64, key: &'static str) -> Result<Duration, StepProblem> {
     if !(v.is_finite() && (0.0..=600.0).contains(&v)) {
-        return Err(format!("`{key}` must be between 0 and 600 seconds"));
+        return Err(StepProblem::Seconds { key });
     }
     Ok(Duration::from_secs_f64(v))
 }
@@ -512,7 +543,7 @@ fn is_protocol_ref(r: &str) -> bool {
 /// A step's own requirement: its `keyword`, `source` and `ref` over the
 /// scenario's default. Naming another keyword or source means another
 /// sentence, so it needs its own `ref`.
-fn step_requirement(r: &RawStep, default: &Requirement) -> Result<Requirement, String> {
+fn step_requirement(r: &Provenance, default: &Requirement) -> Result<Requirement, String> {
     if r.keyword.is_none() && r.source.is_none() && r.reference.is_none() {
         return Ok(default.clone());
     }
@@ -560,132 +591,358 @@ fn step_requirement(r: &RawStep, default: &Requirement) -> Result<Requirement, S
     }
 }
 
+/// A step's action key with its value, as written: one variant per key.
+enum RawAction {
+    Connect(bool),
+    Open(bool),
+    Send(String),
+    SendRaw(String),
+    StartTls(bool),
+    Authenticate(bool),
+    Expect(OneOrMany),
+    ExpectStreamError(OneOrMany),
+    ExpectClose(bool),
+    ExpectVersion(String),
+    ExpectNothing(f64),
+    ExpectDelivery(String),
+    ExpectNoDelivery(String),
+    ExpectStanza(String),
+    ExpectFeature(String),
+    ExpectNoFeature(String),
+    Close(bool),
+    Wait(f64),
+}
+
+/// A key that changes how an action is carried out.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Modifier {
+    As,
+    To,
+    Header,
+    DirectTls,
+    Pipeline,
+    Exact,
+    Absent,
+    At,
+    PadTo,
+    Timeout,
+}
+
+impl Modifier {
+    fn key(self) -> &'static str {
+        match self {
+            Modifier::As => "as",
+            Modifier::To => "to",
+            Modifier::Header => "header",
+            Modifier::DirectTls => "direct-tls",
+            Modifier::Pipeline => "pipeline",
+            Modifier::Exact => "exact",
+            Modifier::Absent => "absent",
+            Modifier::At => "at",
+            Modifier::PadTo => "pad-to",
+            Modifier::Timeout => "timeout",
+        }
+    }
+}
+
+impl RawAction {
+    fn key(&self) -> &'static str {
+        match self {
+            RawAction::Connect(_) => "connect",
+            RawAction::Open(_) => "open",
+            RawAction::Send(_) => "send",
+            RawAction::SendRaw(_) => "send-raw",
+            RawAction::StartTls(_) => "starttls",
+            RawAction::Authenticate(_) => "authenticate",
+            RawAction::Expect(_) => "expect",
+            RawAction::ExpectStreamError(_) => "expect-stream-error",
+            RawAction::ExpectClose(_) => "expect-close",
+            RawAction::ExpectVersion(_) => "expect-version",
+            RawAction::ExpectNothing(_) => "expect-nothing",
+            RawAction::ExpectDelivery(_) => "expect-delivery",
+            RawAction::ExpectNoDelivery(_) => "expect-no-delivery",
+            RawAction::ExpectStanza(_) => "expect-stanza",
+            RawAction::ExpectFeature(_) => "expect-feature",
+            RawAction::ExpectNoFeature(_) => "expect-no-feature",
+            RawAction::Close(_) => "close",
+            RawAction::Wait(_) => "wait",
+        }
+    }
+
+    /// The modifiers the action takes.
+    fn modifiers(&self) -> &'static [Modifier] {
+        use Modifier::*;
+        match self {
+            RawAction::Connect(_) => &[As, To, Header, DirectTls, Timeout],
+            RawAction::Authenticate(_) => &[As, Timeout],
+            RawAction::StartTls(_) => &[Pipeline, Timeout],
+            RawAction::Open(_) => &[Timeout],
+            RawAction::SendRaw(_) => &[PadTo],
+            RawAction::Expect(_) => &[Exact, Timeout],
+            RawAction::ExpectStanza(_) => &[Exact, Absent, At, Timeout],
+            RawAction::ExpectDelivery(_) | RawAction::ExpectNoDelivery(_) => &[At, Timeout],
+            RawAction::ExpectStreamError(_)
+            | RawAction::ExpectClose(_)
+            | RawAction::ExpectVersion(_) => &[Timeout],
+            RawAction::Send(_)
+            | RawAction::ExpectNothing(_)
+            | RawAction::ExpectFeature(_)
+            | RawAction::ExpectNoFeature(_)
+            | RawAction::Close(_)
+            | RawAction::Wait(_) => &[],
+        }
+    }
+
+    /// Only a step that can be unmet rests on a text.
+    fn can_be_unmet(&self) -> bool {
+        !matches!(
+            self,
+            RawAction::Send(_)
+                | RawAction::SendRaw(_)
+                | RawAction::Open(_)
+                | RawAction::Close(_)
+                | RawAction::Wait(_)
+        )
+    }
+}
+
+/// The modifiers of a raw step.
+struct Modifiers {
+    from: Option<String>,
+    to: Option<String>,
+    header: Option<bool>,
+    direct_tls: Option<bool>,
+    pipeline: Option<String>,
+    exact: Option<bool>,
+    absent: Option<Vec<String>>,
+    at: Option<String>,
+    pad_to: Option<usize>,
+    timeout: Option<f64>,
+}
+
+impl Modifiers {
+    /// The modifiers written, in the order of the table in scenarios/README.md.
+    fn given(&self) -> Vec<Modifier> {
+        let Modifiers {
+            from,
+            to,
+            header,
+            direct_tls,
+            pipeline,
+            exact,
+            absent,
+            at,
+            pad_to,
+            timeout,
+        } = self;
+        [
+            (Modifier::As, from.is_some()),
+            (Modifier::To, to.is_some()),
+            (Modifier::Header, header.is_some()),
+            (Modifier::DirectTls, direct_tls.is_some()),
+            (Modifier::Pipeline, pipeline.is_some()),
+            (Modifier::Exact, exact.is_some()),
+            (Modifier::Absent, absent.is_some()),
+            (Modifier::At, at.is_some()),
+            (Modifier::PadTo, pad_to.is_some()),
+            (Modifier::Timeout, timeout.is_some()),
+        ]
+        .into_iter()
+        .filter(|(_, set)| *set)
+        .map(|(m, _)| m)
+        .collect()
+    }
+}
+
+/// Where an unmet step rests when it names its own text (SPEC §4.6).
+struct Provenance {
+    keyword: Option<Keyword>,
+    source: Option<SourceKind>,
+    reference: Option<String>,
+}
+
+impl RawStep {
+    /// The actions written (one, if the step is right), the modifiers and
+    /// the provenance. Destructured in full, so that a new key cannot be
+    /// left out of the checks.
+    fn split(self) -> (Vec<RawAction>, Modifiers, Provenance) {
+        let RawStep {
+            connect,
+            open,
+            send,
+            send_raw,
+            starttls,
+            authenticate,
+            expect,
+            expect_stream_error,
+            expect_close,
+            expect_version,
+            expect_nothing,
+            expect_delivery,
+            expect_no_delivery,
+            expect_stanza,
+            expect_feature,
+            expect_no_feature,
+            close,
+            wait,
+            from,
+            to,
+            header,
+            direct_tls,
+            pipeline,
+            exact,
+            absent,
+            at,
+            pad_to,
+            timeout,
+            keyword,
+            source,
+            reference,
+            note: _,
+        } = self;
+        let actions = [
+            connect.map(RawAction::Connect),
+            open.map(RawAction::Open),
+            send.map(RawAction::Send),
+            send_raw.map(RawAction::SendRaw),
+            starttls.map(RawAction::StartTls),
+            authenticate.map(RawAction::Authenticate),
+            expect.map(RawAction::Expect),
+            expect_stream_error.map(RawAction::ExpectStreamError),
+            expect_close.map(RawAction::ExpectClose),
+            expect_version.map(RawAction::ExpectVersion),
+            expect_nothing.map(RawAction::ExpectNothing),
+            expect_delivery.map(RawAction::ExpectDelivery),
+            expect_no_delivery.map(RawAction::ExpectNoDelivery),
+            expect_stanza.map(RawAction::ExpectStanza),
+            expect_feature.map(RawAction::ExpectFeature),
+            expect_no_feature.map(RawAction::ExpectNoFeature),
+            close.map(RawAction::Close),
+            wait.map(RawAction::Wait),
+        ]
+        .into_iter()
+        .flatten()
+        .collect();
+        let modifiers = Modifiers {
+            from,
+            to,
+            header,
+            direct_tls,
+            pipeline,
+            exact,
+            absent,
+            at,
+            pad_to,
+            timeout,
+        };
+        let provenance = Provenance {
+            keyword,
+            source,
+            reference,
+        };
+        (actions, modifiers, provenance)
+    }
+}
+
+/// `key = false` on an action that only takes `true`.
+fn flag(v: bool, key: &'static str) -> Result<(), StepProblem> {
+    if v {
+        Ok(())
+    } else {
+        Err(StepProblem::FalseFlag(key))
+    }
+}
+
+fn domain_or_peer(v: &Option<String>) -> Result<Template, TemplateError> {
+    match v {
+        Some(d) => domain_template(d),
+        None => Template::parse("{peer}"),
+    }
+}
+
 fn build_step(
     r: RawStep,
     line: usize,
     source: String,
     default: &Requirement,
-) -> Result<Step, String> {
-    let actions = [
-        ("connect", r.connect.is_some()),
-        ("open", r.open.is_some()),
-        ("send", r.send.is_some()),
-        ("send-raw", r.send_raw.is_some()),
-        ("starttls", r.starttls.is_some()),
-        ("authenticate", r.authenticate.is_some()),
-        ("expect", r.expect.is_some()),
-        ("expect-stream-error", r.expect_stream_error.is_some()),
-        ("expect-close", r.expect_close.is_some()),
-        ("expect-version", r.expect_version.is_some()),
-        ("expect-nothing", r.expect_nothing.is_some()),
-        ("expect-delivery", r.expect_delivery.is_some()),
-        ("expect-no-delivery", r.expect_no_delivery.is_some()),
-        ("expect-stanza", r.expect_stanza.is_some()),
-        ("expect-feature", r.expect_feature.is_some()),
-        ("expect-no-feature", r.expect_no_feature.is_some()),
-        ("close", r.close.is_some()),
-        ("wait", r.wait.is_some()),
-    ];
-    let named: Vec<&str> = actions.iter().filter(|a| a.1).map(|a| a.0).collect();
-    let action = match named.as_slice() {
-        [one] => *one,
-        [] => return Err("no action (e.g. `send`, `expect`, `connect`)".into()),
-        many => return Err(format!("one action per step, found {}", many.join(", "))),
-    };
-    // Which modifiers each action takes.
-    let modifiers: &[&str] = match action {
-        "connect" => &["as", "to", "header", "direct-tls", "timeout"],
-        "authenticate" => &["as", "timeout"],
-        "starttls" => &["pipeline", "timeout"],
-        "open" => &["timeout"],
-        "send-raw" => &["pad-to"],
-        "expect" => &["exact", "timeout"],
-        "expect-stanza" => &["exact", "absent", "at", "timeout"],
-        "expect-delivery" | "expect-no-delivery" => &["at", "timeout"],
-        "expect-stream-error" | "expect-close" | "expect-version" => &["timeout"],
-        _ => &[],
-    };
-    let given = [
-        ("as", r.from.is_some()),
-        ("to", r.to.is_some()),
-        ("header", r.header.is_some()),
-        ("direct-tls", r.direct_tls.is_some()),
-        ("pipeline", r.pipeline.is_some()),
-        ("exact", r.exact.is_some()),
-        ("absent", r.absent.is_some()),
-        ("at", r.at.is_some()),
-        ("pad-to", r.pad_to.is_some()),
-        ("timeout", r.timeout.is_some()),
-    ];
-    if let Some((bad, _)) = given.iter().find(|(k, set)| *set && !modifiers.contains(k)) {
-        return Err(format!("`{bad}` does not apply to `{action}`"));
-    }
-    // Only a step that can be unmet rests on a text.
-    let can_be_unmet = !matches!(action, "send" | "send-raw" | "open" | "close" | "wait");
-    let provenance = [
-        ("keyword", r.keyword.is_some()),
-        ("source", r.source.is_some()),
-        ("ref", r.reference.is_some()),
-    ];
-    if let Some((bad, _)) = provenance.iter().find(|(_, set)| *set && !can_be_unmet) {
-        return Err(format!(
-            "`{bad}` does not apply to `{action}`: it checks nothing, so it cannot be unmet"
-        ));
-    }
-    let requirement = step_requirement(&r, default)?;
-    let flag = |v: Option<bool>, key: &str| -> Result<(), String> {
-        match v {
-            Some(false) => Err(format!("`{key} = false` means nothing; remove the step")),
-            _ => Ok(()),
+) -> Result<Step, StepProblem> {
+    let (mut actions, m, provenance) = r.split();
+    let raw = match actions.len() {
+        0 => return Err(StepProblem::NoAction),
+        1 => actions.remove(0),
+        _ => {
+            return Err(StepProblem::ManyActions(
+                actions.iter().map(RawAction::key).collect(),
+            ));
         }
     };
-    let peer = || Template::parse("{peer}").map_err(|e| e.to_string());
-    let domain_or_peer = |v: &Option<String>| match v {
-        Some(d) => domain_template(d),
-        None => peer(),
-    };
-    let action = match action {
-        "connect" => {
-            flag(r.connect, "connect")?;
+    let key = raw.key();
+    if let Some(bad) = m.given().into_iter().find(|g| !raw.modifiers().contains(g)) {
+        return Err(StepProblem::Modifier {
+            modifier: bad.key(),
+            action: key,
+        });
+    }
+    if !raw.can_be_unmet() {
+        let written = [
+            ("keyword", provenance.keyword.is_some()),
+            ("source", provenance.source.is_some()),
+            ("ref", provenance.reference.is_some()),
+        ];
+        if let Some((bad, _)) = written.iter().find(|(_, set)| *set) {
+            return Err(StepProblem::Provenance {
+                key: bad,
+                action: key,
+            });
+        }
+    }
+    let requirement = step_requirement(&provenance, default).map_err(StepProblem::Value)?;
+    let action = match raw {
+        RawAction::Connect(v) => {
+            flag(v, "connect")?;
             Action::Connect {
-                from: domain_or_peer(&r.from)?,
-                to: match &r.to {
+                from: domain_or_peer(&m.from)?,
+                to: match &m.to {
                     Some(t) => domain_template(t)?,
                     None => Template::parse("{target}")?,
                 },
-                header: r.header.unwrap_or(true),
-                direct_tls: r.direct_tls.unwrap_or(false),
+                header: m.header.unwrap_or(true),
+                direct_tls: m.direct_tls.unwrap_or(false),
             }
         }
-        "open" => {
-            flag(r.open, "open")?;
+        RawAction::Open(v) => {
+            flag(v, "open")?;
             Action::Open
         }
-        "send" => {
-            let t = Template::parse(r.send.as_deref().unwrap_or_default())?;
+        RawAction::Send(text) => {
+            let t = Template::parse(&text)?;
             allow(&t, "`send`", for_send)?;
             check_xml(&t, false)?;
             Action::Send(t)
         }
-        "send-raw" => {
-            let t = Template::parse(r.send_raw.as_deref().unwrap_or_default())?;
+        RawAction::SendRaw(text) => {
+            let t = Template::parse(&text)?;
             allow(&t, "`send-raw`", |p| {
-                for_send(p) || (*p == Placeholder::Padding && r.pad_to.is_some())
+                for_send(p) || (*p == Placeholder::Padding && m.pad_to.is_some())
             })?;
-            if r.pad_to.is_some_and(|n| n > MAX_PAD) {
-                return Err(format!("`pad-to` is at most {MAX_PAD} bytes"));
+            if m.pad_to.is_some_and(|n| n > MAX_PAD) {
+                return Err(StepProblem::Value(format!(
+                    "`pad-to` is at most {MAX_PAD} bytes"
+                )));
             }
-            if r.pad_to.is_some() && !t.holes().any(|p| *p == Placeholder::Padding) {
-                return Err("`pad-to` needs a `{padding}` in the text".into());
+            if m.pad_to.is_some() && !t.holes().any(|p| *p == Placeholder::Padding) {
+                return Err(StepProblem::Value(
+                    "`pad-to` needs a `{padding}` in the text".into(),
+                ));
             }
             Action::SendRaw {
                 text: t,
-                pad_to: r.pad_to,
+                pad_to: m.pad_to,
             }
         }
-        "starttls" => {
-            flag(r.starttls, "starttls")?;
-            let pipeline = match &r.pipeline {
+        RawAction::StartTls(v) => {
+            flag(v, "starttls")?;
+            let pipeline = match &m.pipeline {
                 Some(p) => {
                     let t = Template::parse(p)?;
                     allow(&t, "`pipeline`", for_send)?;
@@ -695,54 +952,46 @@ fn build_step(
             };
             Action::StartTls { pipeline }
         }
-        "authenticate" => Action::Authenticate {
-            from: domain_or_peer(&r.from)?,
-            expect_success: r.authenticate.unwrap_or(true),
+        RawAction::Authenticate(expect_success) => Action::Authenticate {
+            from: domain_or_peer(&m.from)?,
+            expect_success,
         },
-        "expect" => {
+        RawAction::Expect(list) => {
             let mut patterns = Vec::new();
-            for p in r.expect.clone().map(OneOrMany::list).unwrap_or_default() {
+            for p in list.list() {
                 let t = Template::parse(&p)?;
                 allow(&t, "a pattern", for_pattern)?;
                 check_xml(&t, true)?;
                 patterns.push(t);
             }
             if patterns.is_empty() {
-                return Err("`expect` needs at least one pattern".into());
+                return Err(StepProblem::Value(
+                    "`expect` needs at least one pattern".into(),
+                ));
             }
             Action::Expect {
                 patterns,
-                exact: r.exact.unwrap_or(false),
+                exact: m.exact.unwrap_or(false),
             }
         }
-        "expect-stream-error" => {
-            let conditions = r
-                .expect_stream_error
-                .clone()
-                .map(OneOrMany::list)
-                .unwrap_or_default();
+        RawAction::ExpectStreamError(list) => {
+            let conditions = list.list();
             if conditions.is_empty() {
-                return Err("`expect-stream-error` needs a condition".into());
+                return Err(StepProblem::Value(
+                    "`expect-stream-error` needs a condition".into(),
+                ));
             }
             Action::ExpectStreamError(conditions)
         }
-        "expect-close" => {
-            flag(r.expect_close, "expect-close")?;
+        RawAction::ExpectClose(v) => {
+            flag(v, "expect-close")?;
             Action::ExpectClose
         }
-        "expect-version" => Action::ExpectVersion(r.expect_version.clone().unwrap_or_default()),
-        "expect-nothing" => Action::ExpectNothing(secs(
-            r.expect_nothing.unwrap_or_default(),
-            "expect-nothing",
-        )?),
-        "expect-delivery" | "expect-no-delivery" => {
-            let delivered = action == "expect-delivery";
-            let id = r
-                .expect_delivery
-                .as_deref()
-                .or(r.expect_no_delivery.as_deref())
-                .unwrap_or_default();
-            let id = Template::parse(id)?;
+        RawAction::ExpectVersion(version) => Action::ExpectVersion(version),
+        RawAction::ExpectNothing(quiet) => Action::ExpectNothing(secs(quiet, "expect-nothing")?),
+        RawAction::ExpectDelivery(id) | RawAction::ExpectNoDelivery(id) => {
+            let delivered = key == "expect-delivery";
+            let id = Template::parse(&id)?;
             allow(&id, "a stanza id", |p| {
                 matches!(
                     p,
@@ -751,39 +1000,36 @@ fn build_step(
             })?;
             Action::ExpectDelivery {
                 id,
-                at: domain_or_peer(&r.at)?,
+                at: domain_or_peer(&m.at)?,
                 delivered,
             }
         }
-        "expect-stanza" => {
-            let t = Template::parse(r.expect_stanza.as_deref().unwrap_or_default())?;
+        RawAction::ExpectStanza(pattern) => {
+            let t = Template::parse(&pattern)?;
             allow(&t, "a pattern", for_pattern)?;
             check_xml(&t, true)?;
             Action::ExpectStanza {
                 pattern: t,
-                exact: r.exact.unwrap_or(false),
-                absent: r.absent.clone().unwrap_or_default(),
-                at: domain_or_peer(&r.at)?,
+                exact: m.exact.unwrap_or(false),
+                absent: m.absent.clone().unwrap_or_default(),
+                at: domain_or_peer(&m.at)?,
             }
         }
-        "expect-feature" | "expect-no-feature" => {
-            let name = r
-                .expect_feature
-                .as_deref()
-                .or(r.expect_no_feature.as_deref())
-                .unwrap_or_default();
-            Action::ExpectFeature {
-                feature: feature(name)?,
-                present: action == "expect-feature",
-            }
-        }
-        "close" => {
-            flag(r.close, "close")?;
+        RawAction::ExpectFeature(name) => Action::ExpectFeature {
+            feature: feature(&name)?,
+            present: true,
+        },
+        RawAction::ExpectNoFeature(name) => Action::ExpectFeature {
+            feature: feature(&name)?,
+            present: false,
+        },
+        RawAction::Close(v) => {
+            flag(v, "close")?;
             Action::Close
         }
-        _ => Action::Wait(secs(r.wait.unwrap_or_default(), "wait")?),
+        RawAction::Wait(d) => Action::Wait(secs(d, "wait")?),
     };
-    let timeout = r.timeout.map(|t| secs(t, "timeout")).transpose()?;
+    let timeout = m.timeout.map(|t| secs(t, "timeout")).transpose()?;
     Ok(Step {
         line,
         action,
@@ -793,7 +1039,7 @@ fn build_step(
     })
 }
 
-fn feature(name: &str) -> Result<Feature, String> {
+fn feature(name: &str) -> Result<Feature, StepProblem> {
     Ok(match name {
         "starttls" => Feature::StartTls,
         "starttls-required" => Feature::StartTlsRequired,
@@ -810,10 +1056,10 @@ fn feature(name: &str) -> Result<Feature, String> {
                 .and_then(|r| r.split_once('}'))
                 .filter(|(ns, n)| !ns.is_empty() && !n.is_empty());
             let Some((ns, n)) = parsed else {
-                return Err(format!(
+                return Err(StepProblem::Value(format!(
                     "unknown feature `{other}` (starttls, starttls-required, external, sasl, \
                      dialback, bidi, or {{namespace}}name)"
-                ));
+                )));
             };
             Feature::Other {
                 ns: ns.into(),
@@ -825,32 +1071,36 @@ fn feature(name: &str) -> Result<Feature, String> {
 
 /// Every scenario file under `dir` (recursively, sorted), except the matrix
 /// file at its top; ids must be unique.
-pub fn load_scenarios(dir: &Path) -> Result<Vec<Script>, String> {
+pub fn load_scenarios(dir: &Path) -> Result<Vec<Script>, LoadError> {
     let mut files = Vec::new();
     collect(dir, dir, &mut files)?;
     files.sort();
     let mut scripts: Vec<Script> = Vec::new();
     for path in files {
-        let text = crate::source::read_text(&path).map_err(|e| e.to_string())?;
+        let text = crate::source::read_text(&path)?;
         let script = parse_script(&text, &path.display().to_string())?;
         if let Some(other) = scripts.iter().find(|s| s.id == script.id) {
-            return Err(format!(
-                "{}:1: id `{}` is already used by {}",
-                script.file, script.id, other.file
-            ));
+            return Err(LoadError::At {
+                file: script.file.clone(),
+                line: 1,
+                problem: Problem::DuplicateId {
+                    id: script.id.clone(),
+                    other: other.file.clone(),
+                },
+            });
         }
         scripts.push(script);
     }
     Ok(scripts)
 }
 
-fn collect(root: &Path, dir: &Path, out: &mut Vec<std::path::PathBuf>) -> Result<(), String> {
-    let entries =
-        std::fs::read_dir(dir).map_err(|e| format!("cannot read {}: {e}", dir.display()))?;
-    for entry in entries {
-        let path = entry
-            .map_err(|e| format!("cannot read {}: {e}", dir.display()))?
-            .path();
+fn collect(root: &Path, dir: &Path, out: &mut Vec<std::path::PathBuf>) -> Result<(), LoadError> {
+    let unreadable = |source| LoadError::Dir {
+        dir: dir.display().to_string(),
+        source,
+    };
+    for entry in std::fs::read_dir(dir).map_err(unreadable)? {
+        let path = entry.map_err(unreadable)?.path();
         if path.is_dir() {
             collect(root, &path, out)?;
         } else if path.extension().is_some_and(|e| e == "toml")
@@ -967,7 +1217,7 @@ ref = "RFC 6120 §11.1"
     }
 
     fn fails(text: &str, line: usize, needle: &str) {
-        let e = parse_script(text, "x.toml").unwrap_err();
+        let e = parse_script(text, "x.toml").unwrap_err().to_string();
         assert!(
             e.starts_with(&format!("x.toml:{line}:")),
             "line {line}: {e}"

@@ -7,6 +7,8 @@
 
 use serde::Serialize;
 
+use super::error::TemplateError;
+
 /// One placeholder.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Placeholder {
@@ -102,7 +104,7 @@ impl Serialize for Template {
 impl Template {
     /// Splits `source` into text and placeholders; an unknown or unclosed
     /// placeholder is an error naming it.
-    pub fn parse(source: &str) -> Result<Template, String> {
+    pub fn parse(source: &str) -> Result<Template, TemplateError> {
         let mut segments = Vec::new();
         let mut rest = source;
         while let Some(open) = rest.find('{') {
@@ -111,11 +113,11 @@ impl Template {
             }
             let after = &rest[open + 1..];
             let Some(close) = after.find('}') else {
-                return Err(format!("unclosed placeholder in `{source}`"));
+                return Err(TemplateError::Unclosed(source.to_owned()));
             };
             let name = &after[..close];
-            let hole = Placeholder::parse(name)
-                .ok_or_else(|| format!("unknown placeholder `{{{name}}}`"))?;
+            let hole =
+                Placeholder::parse(name).ok_or_else(|| TemplateError::Unknown(name.to_owned()))?;
             segments.push(Segment::Hole(hole));
             rest = &after[close + 1..];
         }
@@ -138,10 +140,10 @@ impl Template {
 
     /// Fills every placeholder with `fill`'s answer; `fill` returning `None`
     /// keeps the placeholder as written (patterns keep `{any}` and captures).
-    pub fn render(
+    pub fn render<E>(
         &self,
-        mut fill: impl FnMut(&Placeholder) -> Result<Option<String>, String>,
-    ) -> Result<String, String> {
+        mut fill: impl FnMut(&Placeholder) -> Result<Option<String>, E>,
+    ) -> Result<String, E> {
         let mut out = String::new();
         for s in &self.segments {
             match s {
@@ -166,7 +168,7 @@ mod tests {
         assert_eq!(t.holes().count(), 3);
         let out = t
             .render(|p| {
-                Ok(match p {
+                Ok::<_, ()>(match p {
                     Placeholder::Target => Some("t.test".into()),
                     _ => None,
                 })
@@ -177,8 +179,10 @@ mod tests {
 
     #[test]
     fn unknown_placeholders_are_errors() {
-        assert!(Template::parse("{pear}").unwrap_err().contains("{pear}"));
-        assert!(Template::parse("{peer").unwrap_err().contains("unclosed"));
+        let e = Template::parse("{pear}").unwrap_err().to_string();
+        assert!(e.contains("{pear}"), "{e}");
+        let e = Template::parse("{peer").unwrap_err().to_string();
+        assert!(e.contains("unclosed"), "{e}");
         assert!(Template::parse("{capture:}").is_err());
         assert_eq!(
             Template::parse("{base64:a.test}").unwrap().holes().next(),
