@@ -69,6 +69,7 @@ fn case(id: &str, family: &str, verdict: Verdict, messages: &[&str]) -> CaseResu
         messages: messages.iter().map(|m| m.to_string()).collect(),
         deviations: Vec::new(),
         duration_ms: 1500,
+        waited: Vec::new(),
         transcript: Vec::new(),
     }
 }

@@ -20,6 +20,7 @@ fn case(id: &str, verdict: Verdict) -> CaseResult {
         messages: vec![format!("{verdict}: about {id}")],
         deviations: Vec::new(),
         duration_ms: 3,
+        waited: Vec::new(),
         transcript: Vec::new(),
     }
 }

@@ -83,6 +83,7 @@ fn case(id: &str, verdict: Verdict, expected: Option<&str>, observed: Option<&st
         },
         deviations: Vec::new(),
         duration_ms: 42,
+        waited: Vec::new(),
         transcript: vec![
             entry(0, "connected to 127.0.0.1:5269"),
             entry(1, "<stream:features><starttls/></stream:features>"),

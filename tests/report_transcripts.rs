@@ -39,6 +39,7 @@ fn case(id: &str, verdict: Verdict) -> CaseResult {
         },
         deviations: Vec::new(),
         duration_ms: 3,
+        waited: Vec::new(),
         transcript: (0..3)
             .map(|i| Entry {
                 at: Duration::from_millis(i * 5),

@@ -358,6 +358,7 @@ mod tests {
             },
             deviations: vec![],
             duration_ms: 1,
+            waited: Vec::new(),
             transcript: vec![],
         }
     }

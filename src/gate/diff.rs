@@ -423,6 +423,7 @@ mod tests {
             },
             deviations: vec![],
             duration_ms: 1,
+            waited: Vec::new(),
             transcript: transcript
                 .iter()
                 .map(|t| Entry {

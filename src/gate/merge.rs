@@ -206,6 +206,7 @@ mod tests {
             messages: vec![],
             deviations: vec![],
             duration_ms: 1,
+            waited: Vec::new(),
             transcript: vec![],
         }
     }

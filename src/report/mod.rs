@@ -108,7 +108,22 @@ pub struct CaseResult {
     #[serde(default)]
     pub deviations: Vec<Deviation>,
     pub duration_ms: u64,
+    /// The steps that concluded because a bounded wait ran out rather than
+    /// on an event (issue 13); absent when none did.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub waited: Vec<Waited>,
     pub transcript: Vec<Entry>,
+}
+
+/// One step of a case that concluded by waiting.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Waited {
+    /// The scenario step (1-based).
+    pub step: usize,
+    /// How long it waited.
+    pub ms: u64,
+    /// Why nothing settled it sooner.
+    pub why: String,
 }
 
 /// Which target was tested, how.

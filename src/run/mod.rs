@@ -20,7 +20,7 @@ use crate::partner::{Negotiation, load_str};
 use crate::peer::{PeerEnv, PeerProfile, ServerEvent, TargetInfo, initiate};
 use crate::pki::{CertVariant, KeyType, Pki};
 use crate::refproxy::{self, Faults, ProxyEvent, RefProxy};
-use crate::report::{CaseResult, Expected, Observed, Verdict};
+use crate::report::{CaseResult, Expected, Observed, Verdict, Waited};
 use crate::requirement::{Deviation, Requirement};
 use crate::scenario::{CASE_ZONE, Case, CaseKind, peer_domain, stranger_domain};
 use crate::stream::Transcript;
@@ -281,8 +281,12 @@ impl Harness {
     pub async fn run_case(&self, case: &Case) -> CaseResult {
         let started = Instant::now();
         let transcript = Transcript::new();
-        let outcome =
-            tokio::time::timeout(self.options.case_deadline, self.play(case, &transcript)).await;
+        let mut waited = Vec::new();
+        let outcome = tokio::time::timeout(
+            self.options.case_deadline,
+            self.play(case, &transcript, &mut waited),
+        )
+        .await;
         let (verdict, expected, observed, messages, deviations) = match outcome {
             Ok(Ok(parts)) => parts,
             Ok(Err(harness_error)) => (
@@ -313,11 +317,17 @@ impl Harness {
             messages,
             deviations,
             duration_ms: started.elapsed().as_millis() as u64,
+            waited,
             transcript: transcript.entries(),
         }
     }
 
-    async fn play(&self, case: &Case, transcript: &Transcript) -> Result<Parts, String> {
+    async fn play(
+        &self,
+        case: &Case,
+        transcript: &Transcript,
+        waited: &mut Vec<Waited>,
+    ) -> Result<Parts, String> {
         match &case.kind {
             CaseKind::Config(n) => Ok(self.config_case(*n)),
             CaseKind::Pairing(p) => self.pairing_case(p, transcript).await,
@@ -325,7 +335,7 @@ impl Harness {
                 self.stranger_case(*direction, *peer, transcript).await
             }
             CaseKind::Script(s) => self
-                .script_case(s, transcript)
+                .script_case(s, transcript, waited)
                 .await
                 .map_err(|e| e.to_string()),
         }
@@ -697,6 +707,7 @@ pub fn lost_case(case: &Case, message: String) -> CaseResult {
         messages: vec![message],
         deviations: Vec::new(),
         duration_ms: 0,
+        waited: Vec::new(),
         transcript: Vec::new(),
     }
 }

@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use crate::report::{Expected, Observed, Verdict};
+use crate::report::{Expected, Observed, Verdict, Waited};
 use crate::requirement::{Deviation, Severity, worst};
 use crate::scenario::script::{Action, Level, Script, Step};
 use crate::stream::Transcript;
@@ -43,6 +43,7 @@ impl Harness {
         &self,
         script: &Script,
         transcript: &Transcript,
+        waited: &mut Vec<Waited>,
     ) -> Result<Parts, PlayError> {
         let until = Instant::now() + self.options.case_deadline.saturating_sub(FINISH_MARGIN);
         let peers = Peers::place(self, script, transcript).await?;
@@ -61,6 +62,7 @@ impl Harness {
                 continue;
             }
             let left = until.saturating_duration_since(Instant::now());
+            run.step_no = n;
             let outcome = match tokio::time::timeout(left, run.step(step)).await {
                 Ok(outcome) => outcome,
                 Err(_) => {
@@ -103,6 +105,11 @@ impl Harness {
             }
         }
         let tls = run.any_tls();
+        waited.extend(run.waits.drain(..).map(|(step, how_long, why)| Waited {
+            step,
+            ms: how_long.as_millis() as u64,
+            why,
+        }));
         run.finish().await;
         broken?;
         Ok(judge_script(script, tls, played))

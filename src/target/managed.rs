@@ -624,6 +624,7 @@ fn not_applicable(case: &Case, reason: String, policy: Policy) -> CaseResult {
         messages: vec![reason],
         deviations: Vec::new(),
         duration_ms: 0,
+        waited: Vec::new(),
         transcript: Vec::new(),
     }
 }

@@ -3,6 +3,8 @@
 //! `Err` when the harness itself could not carry it out (a scenario bug or a
 //! broken environment, reported as `error`).
 
+mod barrier;
+
 use std::time::Duration;
 
 use base64::Engine;
@@ -50,6 +52,13 @@ pub(super) struct Run<'a> {
     /// When the scenario began: what a shared local-user client received
     /// before belongs to other scenarios.
     started: tokio::time::Instant,
+    /// Barriers sent so far (each gets its own id).
+    barriers: usize,
+    /// The step being played (1-based), for `waited`.
+    pub step_no: usize,
+    /// Steps that concluded because a bounded wait ran out: step, how
+    /// long, why no earlier event could settle them.
+    pub waits: Vec<(usize, Duration, String)>,
 }
 
 impl<'a> Run<'a> {
@@ -61,7 +70,15 @@ impl<'a> Run<'a> {
             conns: Vec::new(),
             captures: Captures::new(),
             started: tokio::time::Instant::now(),
+            barriers: 0,
+            step_no: 0,
+            waits: Vec::new(),
         }
+    }
+
+    /// Records that the current step concluded by waiting.
+    fn waited(&mut self, how_long: Duration, why: impl Into<String>) {
+        self.waits.push((self.step_no, how_long, why.into()));
     }
 
     /// A scenario-level note in the transcript (stream 0).
@@ -192,11 +209,25 @@ impl<'a> Run<'a> {
                 other => unmet("the target to close the stream", other.describe()),
             },
             Action::ExpectNothing(quiet) => match self.current()?.read(*quiet).await {
-                Seen::Timeout => Ok(Outcome::Met(format!("nothing for {quiet:?}"))),
+                Seen::Timeout => {
+                    self.waited(*quiet, "silence on a stream is shown only by waiting");
+                    Ok(Outcome::Met(format!("nothing for {quiet:?}")))
+                }
                 other => unmet(format!("nothing for {quiet:?}"), other.describe()),
             },
-            Action::ExpectDelivery { id, at, delivered } => {
-                self.delivery(id, at, *delivered, step).await
+            Action::ExpectDelivery {
+                id,
+                at,
+                delivered: true,
+            } => self.delivery(id, at, step).await,
+            Action::ExpectDelivery {
+                id,
+                at,
+                delivered: false,
+            } => {
+                let id = id.render(|p| self.fill(p, false))?;
+                let wait = step.timeout.unwrap_or(self.harness.options.delivery_wait);
+                self.no_delivery(id, at, wait).await
             }
             Action::ExpectStanza {
                 pattern,
@@ -240,6 +271,7 @@ impl<'a> Run<'a> {
             }
             Action::Wait(d) => {
                 tokio::time::sleep(*d).await;
+                self.waited(*d, "a pause written in the scenario");
                 Ok(Outcome::Met(format!("waited {d:?}")))
             }
         }
@@ -567,7 +599,6 @@ impl<'a> Run<'a> {
         &mut self,
         id: &Template,
         at: &Template,
-        delivered: bool,
         step: &Step,
     ) -> Result<Outcome, StepError> {
         let id = id.render(|p| self.fill(p, false))?;
@@ -576,7 +607,7 @@ impl<'a> Run<'a> {
         // server's own users see it at their clients.
         if let Some(users) = self.harness.target.local_users() {
             let users = users.map_err(|e| StepError::LocalUsers(e.to_owned()))?;
-            return self.delivery_at_clients(users, id, delivered, wait).await;
+            return self.delivery_at_clients(users, id, wait).await;
         }
         let at = self.peers.domain_of(at)?;
         let entry = self
@@ -594,19 +625,16 @@ impl<'a> Run<'a> {
             })
             .await;
         let what = format!("the stanza with id '{id}' echoed back to {at}");
-        match (found, delivered) {
-            (Some(ServerEvent::Stanza { stanza, .. }), true) => {
+        match found {
+            Some(ServerEvent::Stanza { stanza, .. }) => {
                 Ok(Outcome::Met(format!("delivered: {}", stanza.xml)))
             }
-            (Some(ServerEvent::Stanza { stanza, .. }), false) => {
-                unmet(format!("no delivery of {what}"), stanza.xml)
+            Some(_) => Err(StepError::UnexpectedEvent),
+            None => {
+                let seen = received(entry, &at);
+                self.waited(wait, format!("{what} did not come"));
+                unmet(what, format!("nothing within {wait:?}{seen}"))
             }
-            (Some(_), _) => Err(StepError::UnexpectedEvent),
-            (None, true) => unmet(
-                what,
-                format!("nothing within {wait:?}{}", received(entry, &at)),
-            ),
-            (None, false) => Ok(Outcome::Met(format!("not delivered within {wait:?}"))),
         }
     }
 
@@ -617,7 +645,6 @@ impl<'a> Run<'a> {
         &mut self,
         users: &crate::c2s::Users,
         id: String,
-        delivered: bool,
         wait: Duration,
     ) -> Result<Outcome, StepError> {
         let sessions = users
@@ -661,19 +688,12 @@ impl<'a> Run<'a> {
             "the stanza with id '{id}' at the client of {}",
             jids.join(" or ")
         );
-        match (found, delivered) {
-            (Some((jid, xml)), true) => {
+        match found {
+            Some((jid, xml)) => {
                 self.note(format!("{jid} received {xml}"));
                 Ok(Outcome::Met(format!("delivered to {jid}: {xml}")))
             }
-            (Some((jid, xml)), false) => {
-                self.note(format!("{jid} received {xml}"));
-                unmet(
-                    format!("no delivery of {what}"),
-                    format!("{jid} received {xml}"),
-                )
-            }
-            (None, true) => {
+            None => {
                 let seen: Vec<String> = sessions
                     .iter()
                     .flat_map(|s| s.received_since(self.started))
@@ -685,12 +705,9 @@ impl<'a> Run<'a> {
                 } else {
                     format!("; the clients received: {}", seen[tail..].join(" "))
                 };
+                self.waited(wait, format!("{what} did not come"));
                 unmet(what, format!("nothing within {wait:?}{seen}"))
             }
-            (None, false) => Ok(Outcome::Met(format!(
-                "not delivered to {} within {wait:?}",
-                jids.join(" or ")
-            ))),
         }
     }
 
@@ -732,10 +749,11 @@ impl<'a> Run<'a> {
                 Ok(Outcome::Met(format!("received {}", stanza.xml)))
             }
             Some(_) => Err(StepError::UnexpectedEvent),
-            None => unmet(
-                want,
-                format!("no such stanza within {wait:?}{}", received(entry, &at)),
-            ),
+            None => {
+                let seen = received(entry, &at);
+                self.waited(wait, format!("{want} did not come"));
+                unmet(want, format!("no such stanza within {wait:?}{seen}"))
+            }
         }
     }
 }
