@@ -7,6 +7,8 @@
 //! uncertain one must list it. A server that is not installed is SKIPPED
 //! with the reason.
 
+mod common;
+use common::{leftovers, one_at_a_time};
 use s2spec::stanza::ping;
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -447,35 +449,6 @@ fn profile(name: &str) -> Profile {
         name,
     )
     .unwrap()
-}
-
-/// One server's tests at a time: instances of one server must not share
-/// ports, logs or (ejabberd) the mount namespace set-up.
-fn one_at_a_time(server: &str) -> &'static tokio::sync::Mutex<()> {
-    static PROSODY: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
-    static EJABBERD: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
-    match server {
-        "prosody" => &PROSODY,
-        _ => &EJABBERD,
-    }
-}
-
-/// Processes whose command line mentions this test process's managed
-/// instance directories (`s2spec-<name>-<pid>-...`): none may outlive a test.
-fn leftovers(name: &str) -> Vec<String> {
-    let marker = format!("s2spec-{name}-{}-", std::process::id());
-    let mut found = Vec::new();
-    if let Ok(dir) = std::fs::read_dir("/proc") {
-        for entry in dir.flatten() {
-            if let Ok(cmd) = std::fs::read(entry.path().join("cmdline")) {
-                let cmd = String::from_utf8_lossy(&cmd).replace('\0', " ");
-                if cmd.contains(&marker) {
-                    found.push(format!("{}: {cmd}", entry.file_name().to_string_lossy()));
-                }
-            }
-        }
-    }
-    found
 }
 
 /// The three configuration groups of the issue: TLS required with SASL,

@@ -3,6 +3,8 @@
 //! skipped with the reason printed (install: scripts/install-targets.sh).
 //! Every server instance must be gone when the run returns.
 
+mod common;
+use common::{leftovers, one_at_a_time};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -39,35 +41,6 @@ fn cases(ids: &[String]) -> Vec<Case> {
     let picked: Vec<Case> = all.into_iter().filter(|c| ids.contains(&c.id)).collect();
     assert_eq!(picked.len(), ids.len(), "every slice id is a case");
     picked
-}
-
-/// Tests of one server run one at a time, so that the leftover check below
-/// sees only the instances of the test that just finished.
-fn one_at_a_time(server: &str) -> &'static tokio::sync::Mutex<()> {
-    static PROSODY: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
-    static EJABBERD: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
-    match server {
-        "prosody" => &PROSODY,
-        _ => &EJABBERD,
-    }
-}
-
-/// Processes whose command line mentions this test process's instance
-/// directories (`s2spec-<name>-<pid>-...`).
-fn leftovers(name: &str) -> Vec<String> {
-    let marker = format!("s2spec-{name}-{}-", std::process::id());
-    let mut found = Vec::new();
-    if let Ok(dir) = std::fs::read_dir("/proc") {
-        for entry in dir.flatten() {
-            if let Ok(cmd) = std::fs::read(entry.path().join("cmdline")) {
-                let cmd = String::from_utf8_lossy(&cmd).replace('\0', " ");
-                if cmd.contains(&marker) {
-                    found.push(format!("{}: {cmd}", entry.file_name().to_string_lossy()));
-                }
-            }
-        }
-    }
-    found
 }
 
 /// Inbound: valid certificates, SRV, every global configuration group
