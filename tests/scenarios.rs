@@ -379,3 +379,78 @@ expect-feature = "dialback"
         "{facts:#?}"
     );
 }
+
+async fn run_one(text: &str) -> s2spec::report::CaseResult {
+    let script = parse_script(text, "barrier.toml").unwrap();
+    let cases = vec![s2spec::scenario::script_case(script)];
+    let harness = Arc::new(
+        Harness::start_reference(&cases, Options::default())
+            .await
+            .unwrap(),
+    );
+    let mut results = harness.run(cases, |_| {}).await;
+    if let Ok(h) = Arc::try_unwrap(harness) {
+        h.shutdown().await;
+    }
+    results.remove(0)
+}
+
+/// `expect-no-delivery` settles by a barrier on an open stream (no wait),
+/// sees a delivery it must not see, and waits — saying so in `waited` —
+/// only where no stream can carry a barrier.
+#[tokio::test]
+async fn absence_is_settled_by_a_barrier_and_only_waits_without_one() {
+    let head = r#"
+id = "rfc6120/10.1/barrier"
+title = "t"
+refs = ["RFC 6120 §10.1"]
+level = "MUST"
+
+[partner]
+type = "federated"
+tls = "optional"
+sasl = "optional"
+dialback = true
+"#;
+    // A message that is delivered (the echo user answers it): the barrier
+    // must not hide it.
+    let delivered = format!(
+        "{head}
+[[step]]
+authenticate = true
+
+[[step]]
+send = \"<message from='tester@{{peer}}' to='alice@{{target}}' id='m1' type='chat'><body>hi</body></message>\"
+
+[[step]]
+expect-no-delivery = \"m1\"
+timeout = 20
+"
+    );
+    let r = run_one(&delivered).await;
+    assert_eq!(r.verdict, Verdict::Fail, "{:#?}", r.messages);
+    assert!(r.waited.is_empty(), "{:?}", r.waited);
+    // A message to nobody (refused with an error reply): the barrier
+    // settles it at once, far below the 20 s bound.
+    let started = std::time::Instant::now();
+    let r =
+        run_one(&delivered.replace("alice@{target}' id='m1'", "nobody@{target}' id='m1'")).await;
+    assert_eq!(r.verdict, Verdict::Pass, "{:#?}", r.messages);
+    assert!(r.waited.is_empty(), "{:?}", r.waited);
+    assert!(started.elapsed() < std::time::Duration::from_secs(10));
+    let facts = &r.observed.as_ref().unwrap().facts;
+    assert!(
+        facts
+            .iter()
+            .any(|f| f.contains("barrier 'barrier-1' came back first")),
+        "{facts:#?}"
+    );
+    // No connection: nothing can carry a barrier, so the step waits.
+    let lone = format!("{head}\n[[step]]\nexpect-no-delivery = \"m1\"\ntimeout = 0.3\n");
+    let r = run_one(&lone).await;
+    assert_eq!(r.verdict, Verdict::Pass, "{:#?}", r.messages);
+    assert_eq!(r.waited.len(), 1, "{:?}", r.waited);
+    assert_eq!(r.waited[0].step, 1);
+    assert!(r.waited[0].ms >= 300, "{:?}", r.waited);
+    assert!(r.waited[0].why.contains("no connection"), "{:?}", r.waited);
+}
