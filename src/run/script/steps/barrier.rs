@@ -50,7 +50,12 @@ impl Run<'_> {
         wait: Duration,
     ) -> Result<Outcome, StepError> {
         self.barriers += 1;
-        let barrier_id = format!("barrier-{}", self.barriers);
+        // A managed server's users are shared by concurrent scenarios: their
+        // barriers carry the scenario's own domain.
+        let barrier_id = match self.harness.target.local_users() {
+            Some(_) => format!("barrier-{}-{}", self.barriers, self.peers.domain),
+            None => format!("barrier-{}", self.barriers),
+        };
         let target = self.peers.target.domain.clone();
         let recipient = format!("{LOCAL_USER}@{target}");
         let step_wait = self.harness.options.step;
