@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{
     CertVariant, Direction, DnsVariant, Policy, certificate_defect, certificate_rule,
-    identity_support_rule, optional_identity,
+    identity_support_rule, optional_identity, server_auth_only_rule, srv_dot_rule,
 };
 use crate::partner::{Method, methods};
 use crate::partner::{Negotiation, Setting};
@@ -112,6 +112,7 @@ const REF_CERT: &str = "RFC 6120 §13.7.2";
 const REF_IDENTITY: &str = "RFC 6125 §6";
 const REF_DIALBACK: &str = "XEP-0220 §2";
 const REF_DNS: &str = "RFC 6120 §3.2";
+const REF_DIALBACK_ERRORS: &str = "XEP-0220 §2.5";
 
 /// SPEC §4.3 (the Lync matrix): what both configurations admit decides the
 /// outcome. A configuration rule: unmet, the case fails.
@@ -144,6 +145,17 @@ pub fn expect(p: &Pairing, policy: Policy) -> Expectation {
     // Outbound, the target cannot even reach the peer without DNS.
     if p.direction == Direction::Outbound && !p.dns.reachable() {
         why.refs.push(REF_DNS);
+        if p.dns == DnsVariant::SrvDot {
+            // Reaching the peer anyway means the A-record fallback was used.
+            for m in shared.iter() {
+                why.alternative(
+                    Outcome::Authenticated(m),
+                    Some(srv_dot_rule()),
+                    "the target fell back to the domain's A record although the only SRV \
+                     target is \".\"",
+                );
+            }
+        }
         return why.refuse(
             tls,
             format!(
@@ -290,6 +302,31 @@ fn alternatives_after(
                  XEP-0178 §3 step 7a)",
             );
         }
+        // A serverAuth-only initiating certificate (SPEC §5): whether SASL
+        // EXTERNAL succeeds is reported, not judged; under `lync` the TLS
+        // session survives and dialback still works where admitted, so a
+        // refusal deviates from the policy only when dialback was shared.
+        Direction::Inbound
+            if method == Method::SaslOverTls && p.cert == CertVariant::ServerAuthOnly =>
+        {
+            let dialback_shared = others.iter().any(|m| m.uses_dialback());
+            for other in others {
+                why.alternative(
+                    Outcome::Authenticated(other),
+                    None,
+                    "whether SASL EXTERNAL accepts a certificate without the clientAuth \
+                     purpose is reported, not judged (SPEC §5)",
+                );
+            }
+            let refusal = (dialback_shared && policy == Policy::Lync).then(server_auth_only_rule);
+            why.alternative(
+                Outcome::Refused,
+                refusal,
+                "refusing a serverAuth-only initiating certificate: under lync dialback still \
+                 works where admitted (SPEC §5)",
+            );
+            why.refs.push(REF_POLICY);
+        }
         // Identity types a receiving server need not support: refusing them
         // for SASL EXTERNAL is reported, never a failure.
         Direction::Inbound if method == Method::SaslOverTls => {
@@ -400,7 +437,11 @@ fn feasibility(p: &Pairing, method: Method, policy: Policy) -> Result<(), Infeas
                  key (DNS variant `{}`)",
                 p.dns
             ),
-            vec![REF_DIALBACK, REF_DNS],
+            if p.dns == DnsVariant::AuthoritativeUnreachable {
+                vec![REF_DIALBACK, REF_DNS, REF_DIALBACK_ERRORS]
+            } else {
+                vec![REF_DIALBACK, REF_DNS]
+            },
         ));
     }
     Ok(())

@@ -3,10 +3,14 @@
 //! §4.1/§4.2. Pure: the runner gathers the facts, this decides.
 
 use crate::oracle::{
-    Direction, Expectation, Outcome, Pairing, Policy, certificate_defect, optional_identity,
+    CertVariant, Direction, DnsVariant, Expectation, Outcome, Pairing, Policy,
+    UNREACHABLE_CONDITIONS, certificate_defect, dialback_error_rule, optional_identity,
+    srv_dot_rule, unreachable_condition_rule,
 };
 use crate::partner::{Method, Setting, methods};
-use crate::peer::{FeaturesSeen, InitiatorReport, ServerEvent, Stage, StepFailure, ViolationKind};
+use crate::peer::{
+    DialbackOutcome, FeaturesSeen, InitiatorReport, ServerEvent, Stage, StepFailure, ViolationKind,
+};
 use crate::report::{Expected, Observed, Verdict};
 use crate::requirement::{Deviation, Keyword, Requirement, Severity, worst};
 
@@ -114,7 +118,7 @@ pub fn judge(p: &Pairing, expectation: &Expectation, obs: &Observation) -> Judge
     let mut findings = Vec::new();
     if let Some(rule) = expectation.deviation_of(observed.0) {
         findings.push(Finding::new(
-            rule.clone(),
+            srv_dot_fallback(p, obs, observed.0).unwrap_or_else(|| rule.clone()),
             format!(
                 "expected {} but observed {}: {} [{}]",
                 expectation.outcome,
@@ -134,6 +138,9 @@ pub fn judge(p: &Pairing, expectation: &Expectation, obs: &Observation) -> Judge
         Direction::Inbound => {
             if let Some(report) = &obs.initiator {
                 inbound_invariants(p, report, &mut findings);
+                if p.dns == DnsVariant::AuthoritativeUnreachable {
+                    unreachable_answer(report, &mut findings);
+                }
                 if let Some(m) = report.method
                     && !methods(p.target).contains(m)
                 {
@@ -173,6 +180,71 @@ fn deviations(findings: Vec<Finding>, policy: Policy) -> Vec<Deviation> {
         .into_iter()
         .map(|f| Deviation::new(f.rule, policy, f.text))
         .collect()
+}
+
+/// Inbound `srv-dot`: a target that accepted dialback after a `db:verify`
+/// reached the peer's authoritative server found it through the A-record
+/// fallback (RFC 6120 §3.2.2), which the "." target rules out at SHOULD NOT
+/// level; without that `db:verify` it accepted what it never verified, and
+/// the oracle's own rule stands.
+fn srv_dot_fallback(p: &Pairing, obs: &Observation, outcome: Outcome) -> Option<Requirement> {
+    if p.dns != DnsVariant::SrvDot {
+        return None;
+    }
+    let fell_back = match p.direction {
+        Direction::Outbound => matches!(outcome, Outcome::Authenticated(_)),
+        Direction::Inbound => {
+            matches!(outcome, Outcome::Authenticated(m) if m.uses_dialback())
+                && obs
+                    .server_events
+                    .iter()
+                    .any(|e| matches!(e, ServerEvent::Verify { .. }))
+        }
+    };
+    fell_back.then(srv_dot_rule)
+}
+
+/// `authoritative-unreachable`: the refusal itself is the oracle's; how it
+/// is told is XEP-0220 §2.5's: a dialback error rather than a stream error
+/// (SHOULD; silence is judged by [`silent_refusal`]), with one of the
+/// conditions its table gives for an unreachable authoritative server
+/// (guidance, advisory).
+fn unreachable_answer(r: &InitiatorReport, out: &mut Vec<Finding>) {
+    match &r.dialback {
+        Some(DialbackOutcome::Error { condition }) => {
+            let known = condition
+                .as_deref()
+                .is_some_and(|c| UNREACHABLE_CONDITIONS.contains(&c));
+            if !known {
+                out.push(Finding::new(
+                    unreachable_condition_rule(),
+                    format!(
+                        "the dialback error names {} where the authoritative server could not \
+                         be reached (the table gives {})",
+                        condition
+                            .as_deref()
+                            .map_or("no condition".to_string(), |c| format!("<{c}/>")),
+                        UNREACHABLE_CONDITIONS.join(", ")
+                    ),
+                ));
+            }
+        }
+        Some(DialbackOutcome::Invalid) => out.push(Finding::new(
+            unreachable_condition_rule(),
+            "the target answered type='invalid' although it could not reach the authoritative \
+             server to learn the key was wrong (a dialback error such as \
+             <remote-connection-failed/> says what happened)",
+        )),
+        Some(DialbackOutcome::NoAnswer) if r.stream_error.is_some() => out.push(Finding::new(
+            dialback_error_rule(),
+            format!(
+                "the target closed the stream with <{}/> instead of a dialback error \
+                 (db:result type='error')",
+                r.stream_error.as_deref().unwrap_or_default()
+            ),
+        )),
+        _ => {}
+    }
 }
 
 /// SPEC §4.3: a refusal must be observable. The peer stopped because the
@@ -257,6 +329,22 @@ fn classify(p: &Pairing, obs: &Observation) -> (Outcome, bool, Vec<String>) {
             ));
             if let Some(sasl) = &r.sasl {
                 facts.push(format!("SASL EXTERNAL: {sasl:?}"));
+            }
+            if p.cert == CertVariant::ServerAuthOnly {
+                // SPEC §5: reported, not judged.
+                let offered = r
+                    .features_tls
+                    .as_ref()
+                    .is_some_and(|f| f.mechanisms.iter().any(|m| m == "EXTERNAL"));
+                facts.push(format!(
+                    "serverAuth-only certificate: EXTERNAL {}, SASL {}",
+                    if offered { "offered" } else { "not offered" },
+                    match &r.sasl {
+                        Some(crate::peer::SaslOutcome::Success) => "succeeded",
+                        Some(_) => "failed",
+                        None => "not attempted",
+                    }
+                ));
             }
             if let Some(db) = &r.dialback {
                 facts.push(format!("dialback: {db:?}"));
@@ -386,7 +474,7 @@ fn inbound_invariants(p: &Pairing, r: &InitiatorReport, out: &mut Vec<Finding>) 
                 )
             };
             out.push(Finding::new(rule, text));
-        } else if !external && want_external {
+        } else if !external && want_external && p.cert != CertVariant::ServerAuthOnly {
             // "The receiving entity SHOULD offer the SASL EXTERNAL mechanism
             // if" the certificate is acceptable; a missing offer shows in the
             // outcome too, where the configuration decides.
