@@ -135,6 +135,31 @@ fn dialback_verification_rule() -> Requirement {
 /// Applies the outcome rule: the first method in preference order that both
 /// sides admit and that is feasible, else a refusal.
 pub fn expect(p: &Pairing, policy: Policy) -> Expectation {
+    let mut e = expect_rule(p, policy);
+    if p.cert == CertVariant::ServerAuthOnly && e.outcome != Outcome::Refused {
+        // SPEC §5: refusing a certificate without the clientAuth purpose (the
+        // peer presents it as a client when it initiates or verifies
+        // dialback) is the policy's question. Under `lync` the TLS session
+        // survives and dialback still works where admitted; where only SASL
+        // EXTERNAL is shared, whether it succeeds is reported, not judged.
+        let dialback_shared = methods(p.target)
+            .intersection(methods(p.peer))
+            .iter()
+            .any(|m| m.uses_dialback());
+        let rule = (policy == Policy::Lync && dialback_shared).then(server_auth_only_rule);
+        e.alternatives.retain(|a| a.outcome != Outcome::Refused);
+        e.alternatives.push(Alternative {
+            outcome: Outcome::Refused,
+            deviates_from: rule,
+            why: "refusing a serverAuth-only certificate (SPEC §5: under lync the TLS session \
+                  survives and dialback still works where admitted)"
+                .to_string(),
+        });
+    }
+    e
+}
+
+fn expect_rule(p: &Pairing, policy: Policy) -> Expectation {
     let mut why = Reasons::new(policy);
     let tls = p.target.tls.enabled() && p.peer.tls.enabled();
     let shared = methods(p.target).intersection(methods(p.peer));
@@ -309,7 +334,6 @@ fn alternatives_after(
         Direction::Inbound
             if method == Method::SaslOverTls && p.cert == CertVariant::ServerAuthOnly =>
         {
-            let dialback_shared = others.iter().any(|m| m.uses_dialback());
             for other in others {
                 why.alternative(
                     Outcome::Authenticated(other),
@@ -318,13 +342,6 @@ fn alternatives_after(
                      purpose is reported, not judged (SPEC §5)",
                 );
             }
-            let refusal = (dialback_shared && policy == Policy::Lync).then(server_auth_only_rule);
-            why.alternative(
-                Outcome::Refused,
-                refusal,
-                "refusing a serverAuth-only initiating certificate: under lync dialback still \
-                 works where admitted (SPEC §5)",
-            );
             why.refs.push(REF_POLICY);
         }
         // Identity types a receiving server need not support: refusing them
