@@ -11,7 +11,10 @@ use crate::partner::{Method, Setting, methods};
 use crate::peer::{
     DialbackOutcome, FeaturesSeen, InitiatorReport, ServerEvent, Stage, StepFailure, ViolationKind,
 };
-use crate::report::{Expected, Observed, Verdict};
+use crate::report::{
+    Connection, DirectTlsFacts, DnsQuery, Expected, HeaderFacts, Initiating, Observed, TlsFacts,
+    Verdict,
+};
 use crate::requirement::{Deviation, Keyword, Requirement, Severity, worst};
 
 use super::Parts;
@@ -30,6 +33,8 @@ pub struct Observation {
     pub probe_id: String,
     /// The target cannot be asked for this exchange (why).
     pub unsupported: Option<String>,
+    /// The mock DNS queries for the peer's domain during the exchange.
+    pub dns_queries: Vec<crate::dns::Query>,
 }
 
 /// The judge's conclusion.
@@ -166,13 +171,104 @@ pub fn judge(p: &Pairing, expectation: &Expectation, obs: &Observation) -> Judge
         }
         Direction::Outbound => outbound_invariants(p, obs, &mut findings),
     }
+    direct_tls_rules(&crate::scenario::peer_domain(p), obs, &mut findings);
     let (outcome, tls, facts) = observed;
     let observed = Observed {
         outcome: outcome.to_string(),
         tls,
         facts,
+        initiating: initiating_of(obs),
     };
     Judgement::of(observed, deviations(findings, expectation.policy))
+}
+
+fn connection(all: &mut Vec<(u32, Connection)>, stream: u32) -> &mut Connection {
+    let i = match all.iter().position(|(s, _)| *s == stream) {
+        Some(i) => i,
+        None => {
+            all.push((stream, Connection::default()));
+            all.len() - 1
+        }
+    };
+    &mut all[i].1
+}
+
+fn used_for(c: &mut Connection, what: &str) {
+    if !c.used_for.iter().any(|u| u == what) {
+        c.used_for.push(what.to_string());
+    }
+}
+
+/// The target as initiating server: every connection it opened to the peer's
+/// server (its outbound streams, its dialback verification) and the names it
+/// resolved. `None` when it did neither.
+pub fn initiating_of(obs: &Observation) -> Option<Initiating> {
+    let mut connections: Vec<(u32, Connection)> = Vec::new();
+    for e in &obs.server_events {
+        match e {
+            ServerEvent::Header {
+                stream,
+                tls,
+                header,
+            } => connection(&mut connections, *stream)
+                .headers
+                .push(HeaderFacts {
+                    from: header.from.clone(),
+                    to: header.to.clone(),
+                    version: header.version.clone(),
+                    dialback_declared: header.dialback_declared,
+                    tls: *tls,
+                }),
+            ServerEvent::Tls {
+                stream,
+                version,
+                client_cert,
+                sni,
+                cipher_suite,
+                ..
+            } => {
+                connection(&mut connections, *stream).tls = Some(TlsFacts {
+                    sni: sni.clone(),
+                    version: version.clone(),
+                    cipher_suite: cipher_suite.clone(),
+                    client_cert: client_cert.presented,
+                })
+            }
+            ServerEvent::DirectTls { stream, sni, alpn } => {
+                connection(&mut connections, *stream).direct_tls = Some(DirectTlsFacts {
+                    sni: sni.clone(),
+                    alpn: alpn.clone(),
+                })
+            }
+            ServerEvent::Verify { stream, .. } => {
+                used_for(connection(&mut connections, *stream), "db:verify")
+            }
+            ServerEvent::Dialback { stream, .. } => {
+                used_for(connection(&mut connections, *stream), "db:result")
+            }
+            ServerEvent::Sasl { stream, .. } => {
+                used_for(connection(&mut connections, *stream), "sasl")
+            }
+            ServerEvent::Stanza { stream, .. } => {
+                used_for(connection(&mut connections, *stream), "stanzas")
+            }
+            _ => {}
+        }
+    }
+    if connections.is_empty() && obs.dns_queries.is_empty() {
+        return None;
+    }
+    Some(Initiating {
+        dns_queries: obs
+            .dns_queries
+            .iter()
+            .map(|q| DnsQuery {
+                name: q.name.clone(),
+                rtype: q.rtype.clone(),
+            })
+            .collect(),
+        connections: connections.into_iter().map(|(_, c)| c).collect(),
+    })
 }
 
 fn deviations(findings: Vec<Finding>, policy: Policy) -> Vec<Deviation> {
@@ -202,6 +298,44 @@ fn srv_dot_fallback(p: &Pairing, obs: &Observation, outcome: Outcome) -> Option<
         }
     };
     fell_back.then(srv_dot_rule)
+}
+
+/// XEP-0368 §3 for every direct-TLS ClientHello the target sent: "Client or
+/// server MUST set SNI TLS extension to the JID's domain part"; "SHOULD set
+/// the ALPN ... extension"; "When ALPN is used, the ALPN protocol MUST be
+/// 'xmpp-server', where the SRV service is 'xmpps-server'".
+fn direct_tls_rules(domain: &str, obs: &Observation, out: &mut Vec<Finding>) {
+    for e in &obs.server_events {
+        let ServerEvent::DirectTls { sni, alpn, .. } = e else {
+            continue;
+        };
+        if !sni
+            .as_deref()
+            .is_some_and(|s| s.eq_ignore_ascii_case(domain))
+        {
+            out.push(Finding::new(
+                protocol(Keyword::Must, "XEP-0368 §3"),
+                format!(
+                    "direct TLS to {domain} with SNI {} (must be the domain)",
+                    sni.as_deref().unwrap_or("none")
+                ),
+            ));
+        }
+        if alpn.is_empty() {
+            out.push(Finding::new(
+                protocol(Keyword::Should, "XEP-0368 §3"),
+                "direct TLS without the ALPN extension",
+            ));
+        } else if !alpn.iter().any(|a| a == "xmpp-server") {
+            out.push(Finding::new(
+                protocol(Keyword::Must, "XEP-0368 §3"),
+                format!(
+                    "direct TLS to an xmpps-server record with ALPN {} (must be xmpp-server)",
+                    alpn.join(",")
+                ),
+            ));
+        }
+    }
 }
 
 /// `authoritative-unreachable`: the refusal itself is the oracle's; how it
@@ -697,6 +831,7 @@ pub fn judge_stranger(direction: Direction, obs: &Observation, policy: Policy) -
         },
         tls: false,
         facts,
+        initiating: initiating_of(obs),
     };
     Judgement::of(observed, deviations(findings, policy))
 }

@@ -374,6 +374,7 @@ impl Harness {
             outcome: outcome.into(),
             tls: false,
             facts,
+            initiating: None,
         };
         let deviations = if pass {
             vec![]
@@ -539,6 +540,7 @@ impl Harness {
         obs.server_events = placed.server.events();
         placed.server.shutdown().await;
         self.forget_zone(&placed.zone, &x.domain);
+        obs.dns_queries = self.dns.take_queries(&x.domain);
         Ok(obs)
     }
 
