@@ -522,6 +522,11 @@ fn classify(p: &Pairing, obs: &Observation) -> (Outcome, bool, Vec<String>) {
                 .any(|e| matches!(e, ServerEvent::Tls { .. }));
             for e in &obs.server_events {
                 match e {
+                    ServerEvent::DirectTls { .. } => facts.push(
+                        "the target tried direct TLS on a port that speaks STARTTLS (the \
+                         xmpps-server record) and was closed"
+                            .into(),
+                    ),
                     ServerEvent::Authenticated { method, .. } => {
                         facts.push(format!("target authenticated with {}", method.title()))
                     }
