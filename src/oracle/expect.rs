@@ -136,6 +136,23 @@ fn dialback_verification_rule() -> Requirement {
 /// sides admit and that is feasible, else a refusal.
 pub fn expect(p: &Pairing, policy: Policy) -> Expectation {
     let mut e = expect_rule(p, policy);
+    // The texts each new DNS variant rests on (SPEC §6).
+    let dns_refs: &[&str] = match p.dns {
+        DnsVariant::SrvDot => &["RFC 6120 §3.2.1", "SPEC §6"],
+        // RFC 6120 §3.2.1 step 7 (no keyword): "If the initiating entity
+        // fails to connect using all resolved IP addresses for a given FDQN,
+        // then it repeats the process of resolution and connection for the
+        // next FQDN returned by the SRV lookup"; XEP-0368 §3 mixes xmpps- and
+        // xmpp- records in one order.
+        DnsVariant::XmppsToStarttlsPort => &["RFC 6120 §3.2.1", "XEP-0368 §3", "SPEC §6"],
+        DnsVariant::AaaaOnly => &["RFC 6120 §3.2.1", "SPEC §6"],
+        _ => &[],
+    };
+    for r in dns_refs {
+        if !e.refs.iter().any(|have| have == r) {
+            e.refs.push((*r).to_string());
+        }
+    }
     if p.cert == CertVariant::ServerAuthOnly && e.outcome != Outcome::Refused {
         // SPEC §5: refusing a certificate without the clientAuth purpose (the
         // peer presents it as a client when it initiates or verifies

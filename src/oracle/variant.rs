@@ -168,7 +168,7 @@ impl DnsVariant {
 
 /// RFC 6120 §3.2.1 step 3: "if the result of the SRV lookup is a single
 /// resource record with a Target of \".\" ... the initiating entity MUST
-/// abort SRV processing at this point"; step 4: having received a response,
+/// abort SRV processing at this point"; step 8: having received a response,
 /// "it SHOULD NOT attempt the fallback process" of §3.2.2. Reaching the peer
 /// under `srv-dot` means that fallback was used: a SHOULD NOT.
 pub fn srv_dot_rule() -> Requirement {

@@ -96,7 +96,7 @@ pub async fn place(
         DnsVariant::XmppsToStarttlsPort => {
             // Both services lead to the one STARTTLS listener; `xmpps` sorts
             // first, so a direct-TLS target meets a plaintext port first and
-            // must go on with `_xmpp-server` (RFC 6120 §3.2.1 step 5).
+            // must go on with `_xmpp-server` (RFC 6120 §3.2.1 step 7).
             let server = start(SocketAddr::new(loopback, 0))
                 .await
                 .map_err(|e| e.to_string())?;
