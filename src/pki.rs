@@ -88,8 +88,12 @@ pub enum CertVariant {
     SrvIdOnly,
     /// SAN holds only a wildcard dNSName, see [`wildcard_name`].
     Wildcard,
-    /// SAN dNSName `wrong-name.invalid`: a good chain for somebody else.
+    /// SAN dNSName and CN `wrong-name.invalid`: a good chain for somebody
+    /// else, wrong in every identity.
     WrongName,
+    /// SAN dNSName `wrong-name.invalid` while the CN still names the domain:
+    /// RFC 6125 §6.4.4 forbids the CN fallback once a DNS-ID is present.
+    SanMismatchCnMatch,
     /// Like `valid`, but its validity ended 30 days ago.
     Expired,
     /// Like `valid`, but its validity starts in 30 days.
@@ -102,10 +106,20 @@ pub enum CertVariant {
     CnOnly,
     /// The peer presents no certificate: minting yields `None`.
     NoClientCert,
+    /// Like `valid`, but extended key usage serverAuth only (no clientAuth):
+    /// the 2026 public-CA profile. Whether it may authenticate an initiating
+    /// server is a policy question (SPEC §5).
+    ServerAuthOnly,
+    /// SAN holds both a dNSName and an id-on-xmppAddr for the domain.
+    XmppAddrAndDns,
+    /// Like `valid`, but the leaf is sent without the intermediate it needs.
+    MissingIntermediate,
+    /// Like `valid`, but issued by an intermediate CA whose validity has ended.
+    ExpiredIntermediate,
 }
 
 impl CertVariant {
-    pub const ALL: [CertVariant; 11] = [
+    pub const ALL: [CertVariant; 16] = [
         CertVariant::Valid,
         CertVariant::XmppAddrOnly,
         CertVariant::SrvIdOnly,
@@ -117,6 +131,11 @@ impl CertVariant {
         CertVariant::UntrustedCa,
         CertVariant::CnOnly,
         CertVariant::NoClientCert,
+        CertVariant::ServerAuthOnly,
+        CertVariant::SanMismatchCnMatch,
+        CertVariant::XmppAddrAndDns,
+        CertVariant::MissingIntermediate,
+        CertVariant::ExpiredIntermediate,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -132,6 +151,11 @@ impl CertVariant {
             CertVariant::UntrustedCa => "untrusted-ca",
             CertVariant::CnOnly => "cn-only",
             CertVariant::NoClientCert => "no-client-cert",
+            CertVariant::ServerAuthOnly => "server-auth-only",
+            CertVariant::SanMismatchCnMatch => "san-mismatch-cn-match",
+            CertVariant::XmppAddrAndDns => "xmpp-addr-and-dns",
+            CertVariant::MissingIntermediate => "missing-intermediate",
+            CertVariant::ExpiredIntermediate => "expired-intermediate",
         }
     }
 
@@ -139,9 +163,15 @@ impl CertVariant {
     /// chains to the trusted root, is within its validity, and carries a
     /// reference identifier for `domain`. This is what the harness expects a
     /// correct target to conclude (e.g. whether SASL EXTERNAL may succeed).
+    /// `server-auth-only` passes: its chain and names are sound, and whether
+    /// its missing clientAuth purpose matters is the policy's question.
     pub fn passes_for(self, domain: &str) -> bool {
         match self {
-            CertVariant::Valid | CertVariant::XmppAddrOnly | CertVariant::SrvIdOnly => true,
+            CertVariant::Valid
+            | CertVariant::XmppAddrOnly
+            | CertVariant::SrvIdOnly
+            | CertVariant::ServerAuthOnly
+            | CertVariant::XmppAddrAndDns => true,
             CertVariant::Wildcard => wildcard_matches(domain),
             _ => false,
         }
@@ -374,6 +404,9 @@ pub struct Pki {
     intermediate: Ca,
     /// A second, never-trusted root for `untrusted-ca`, minted on first use.
     untrusted: Mutex<Option<Arc<Ca>>>,
+    /// An intermediate signed by `root` whose validity has ended, for
+    /// `expired-intermediate`, minted on first use.
+    expired_intermediate: Mutex<Option<Arc<Ca>>>,
     cache: Mutex<HashMap<CacheKey, Arc<Leaf>>>,
 }
 
@@ -507,15 +540,29 @@ mod san_der {
     }
 }
 
+/// The other domain `wrong-name` and `san-mismatch-cn-match` are issued for.
+pub const WRONG_NAME: &str = "wrong-name.invalid";
+
 fn san_for(domain: &str, variant: CertVariant) -> Vec<San> {
     let srv = || San::SrvName(format!("_xmpp-server.{domain}"));
     match variant {
         CertVariant::XmppAddrOnly => vec![San::XmppAddr(domain.to_owned())],
         CertVariant::SrvIdOnly => vec![srv()],
         CertVariant::Wildcard => vec![San::Dns(wildcard_name(domain))],
-        CertVariant::WrongName => vec![San::Dns("wrong-name.invalid".to_owned())],
+        CertVariant::WrongName | CertVariant::SanMismatchCnMatch => {
+            vec![San::Dns(WRONG_NAME.to_owned())]
+        }
+        CertVariant::XmppAddrAndDns => {
+            vec![
+                San::Dns(domain.to_owned()),
+                San::XmppAddr(domain.to_owned()),
+            ]
+        }
         CertVariant::CnOnly | CertVariant::NoClientCert => vec![],
         CertVariant::Valid
+        | CertVariant::ServerAuthOnly
+        | CertVariant::MissingIntermediate
+        | CertVariant::ExpiredIntermediate
         | CertVariant::Expired
         | CertVariant::NotYetValid
         | CertVariant::SelfSigned
@@ -545,6 +592,7 @@ impl Pki {
             root,
             intermediate,
             untrusted: Mutex::new(None),
+            expired_intermediate: Mutex::new(None),
             cache: Mutex::new(HashMap::new()),
         }
     }
@@ -649,6 +697,28 @@ impl Pki {
         &self.intermediate.pem
     }
 
+    fn expired_intermediate(&self) -> Result<Arc<Ca>, PkiError> {
+        let mut slot = lock(&self.expired_intermediate);
+        if let Some(ca) = slot.as_ref() {
+            return Ok(ca.clone());
+        }
+        let mut params = ca_params("s2spec Expired Intermediate CA", 0, INTERMEDIATE_DAYS);
+        let now = now();
+        params.not_before = now - Duration::days(90);
+        params.not_after = now - Duration::days(30);
+        params.use_authority_key_identifier_extension = true;
+        let key = KeyPair::generate_for(&PKCS_ECDSA_P256_SHA256)?;
+        let cert = params.signed_by(&key, &self.root.issuer)?;
+        let ca = Arc::new(Ca {
+            der: cert.der().clone(),
+            pem: cert.pem(),
+            not_after: params.not_after,
+            issuer: Issuer::new(params, key),
+        });
+        *slot = Some(ca.clone());
+        Ok(ca)
+    }
+
     fn untrusted_ca(&self) -> Result<Arc<Ca>, PkiError> {
         let mut slot = lock(&self.untrusted);
         if let Some(ca) = slot.as_ref() {
@@ -704,9 +774,15 @@ impl Pki {
     ) -> Result<Leaf, PkiError> {
         let key = generate_key(key_type)?;
         let mut params = CertificateParams::default();
-        // CN = domain for every leaf, so `cn-only` differs only by its missing SAN.
+        // CN = domain for every leaf but `wrong-name` (wrong in every
+        // identity), so `cn-only` differs only by its missing SAN.
         let mut dn = DistinguishedName::new();
-        dn.push(DnType::CommonName, domain);
+        let cn = if variant == CertVariant::WrongName {
+            WRONG_NAME
+        } else {
+            domain
+        };
+        dn.push(DnType::CommonName, cn);
         params.distinguished_name = dn;
         params.is_ca = IsCa::ExplicitNoCa;
         params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
@@ -714,11 +790,17 @@ impl Pki {
             // For TLS 1.2 peers that still negotiate RSA key transport.
             params.key_usages.push(KeyUsagePurpose::KeyEncipherment);
         }
-        // S2S certificates serve both roles: receiving (server) and initiating (client).
-        params.extended_key_usages = vec![
-            ExtendedKeyUsagePurpose::ServerAuth,
-            ExtendedKeyUsagePurpose::ClientAuth,
-        ];
+        // S2S certificates serve both roles: receiving (server) and
+        // initiating (client); `server-auth-only` is the public-CA profile
+        // that drops the client role.
+        params.extended_key_usages = if variant == CertVariant::ServerAuthOnly {
+            vec![ExtendedKeyUsagePurpose::ServerAuth]
+        } else {
+            vec![
+                ExtendedKeyUsagePurpose::ServerAuth,
+                ExtendedKeyUsagePurpose::ClientAuth,
+            ]
+        };
         let now = now();
         (params.not_before, params.not_after) = match variant {
             CertVariant::Expired => (now - Duration::days(60), now - Duration::days(30)),
@@ -745,6 +827,18 @@ impl Pki {
                 params.use_authority_key_identifier_extension = true;
                 clamp(&mut params, ca.not_after);
                 (params.signed_by(&key, &ca.issuer)?, vec![ca.der.clone()])
+            }
+            CertVariant::ExpiredIntermediate => {
+                // The leaf itself is current; only its issuer has expired.
+                let ca = self.expired_intermediate()?;
+                params.use_authority_key_identifier_extension = true;
+                (params.signed_by(&key, &ca.issuer)?, vec![ca.der.clone()])
+            }
+            CertVariant::MissingIntermediate => {
+                params.use_authority_key_identifier_extension = true;
+                clamp(&mut params, self.intermediate.not_after);
+                // Issued by the intermediate, but sent without it.
+                (params.signed_by(&key, &self.intermediate.issuer)?, vec![])
             }
             _ => {
                 params.use_authority_key_identifier_extension = true;

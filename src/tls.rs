@@ -262,6 +262,27 @@ impl ServerCertVerifier for RecordingServerVerifier {
 struct RecordingClientVerifier {
     inner: Arc<dyn ClientCertVerifier>,
     recorder: Recorder,
+    purpose: ClientPurpose,
+}
+
+/// What a receiving server does with a client certificate whose extended key
+/// usage lacks clientAuth (webpki's client verifier requires it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ClientPurpose {
+    /// Record it and complete the handshake: the XMPP layer decides.
+    #[default]
+    Recorded,
+    /// End the handshake with an alert.
+    Required,
+}
+
+fn wrong_purpose<T>(result: &Result<T, rustls::Error>) -> bool {
+    matches!(
+        result,
+        Err(rustls::Error::InvalidCertificate(
+            CertificateError::InvalidPurpose | CertificateError::InvalidPurposeContext { .. }
+        ))
+    )
 }
 
 impl ClientCertVerifier for RecordingClientVerifier {
@@ -289,8 +310,12 @@ impl ClientCertVerifier for RecordingClientVerifier {
             .inner
             .verify_client_cert(end_entity, intermediates, now);
         let chain = ChainStatus::classify(&result);
+        let refuse = self.purpose == ClientPurpose::Required && wrong_purpose(&result);
         self.recorder
             .record(Verification::seen(chain, end_entity, intermediates));
+        if refuse {
+            return result;
+        }
         Ok(ClientCertVerified::assertion())
     }
 
@@ -354,6 +379,17 @@ pub fn server_config(
     server_cert: &Leaf,
     transport: Transport,
 ) -> Result<(Arc<ServerConfig>, Recorder), TlsError> {
+    server_config_for(trust, server_cert, transport, ClientPurpose::Recorded)
+}
+
+/// [`server_config`], saying what a client certificate without the
+/// clientAuth purpose does to the handshake.
+pub fn server_config_for(
+    trust: &Arc<RootCertStore>,
+    server_cert: &Leaf,
+    transport: Transport,
+    purpose: ClientPurpose,
+) -> Result<(Arc<ServerConfig>, Recorder), TlsError> {
     let provider = provider();
     let inner = WebPkiClientVerifier::builder_with_provider(trust.clone(), provider.clone())
         .allow_unauthenticated()
@@ -362,6 +398,7 @@ pub fn server_config(
     let verifier = Arc::new(RecordingClientVerifier {
         inner,
         recorder: recorder.clone(),
+        purpose,
     });
     let mut config = ServerConfig::builder_with_provider(provider)
         .with_protocol_versions(PROTOCOL_VERSIONS)?
@@ -421,6 +458,7 @@ pub fn verify_chain(
                     .allow_unauthenticated()
                     .build()?,
                 recorder: recorder.clone(),
+                purpose: ClientPurpose::Recorded,
             };
             verifier.verify_client_cert(end_entity, intermediates, now)?;
         }

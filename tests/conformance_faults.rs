@@ -128,9 +128,22 @@ async fn skip_dialback_verify() {
         "matrix/in/t-OO1/p-NN1/valid/srv-to-dead-port",
         "observed TCP Dialback",
     );
+    assert_fails(
+        &results,
+        "matrix/in/t-OO1/p-NN1/valid/authoritative-unreachable",
+        "observed TCP Dialback",
+    );
+    // Every variant whose authoritative server cannot be reached.
     assert_only(&results, |id| {
         id.starts_with("matrix/in/")
-            && (id.ends_with("/nxdomain") || id.ends_with("/srv-to-dead-port"))
+            && [
+                "/nxdomain",
+                "/srv-to-dead-port",
+                "/srv-dot",
+                "/authoritative-unreachable",
+            ]
+            .iter()
+            .any(|v| id.ends_with(v))
     });
 }
 
@@ -227,4 +240,89 @@ async fn tls_required_not_advertised() {
         "without <required/>",
     );
     assert_only(&results, |id| id.contains("/t-RN1/"));
+}
+
+/// `id` was judged non-strict (a SHOULD-level or policy deviation), and one
+/// of its messages contains `needle`.
+fn assert_non_strict(results: &[CaseResult], id: &str, needle: &str) {
+    let r = results
+        .iter()
+        .find(|r| r.id == id)
+        .unwrap_or_else(|| panic!("{id} was not run"));
+    assert_eq!(r.verdict, Verdict::NonStrict, "{id}: {:?}", r.messages);
+    assert!(
+        r.messages.iter().any(|m| m.contains(needle)),
+        "{id}: no message mentions `{needle}`: {:#?}",
+        r.messages
+    );
+}
+
+/// Refusing a serverAuth-only certificate at the TLS layer is a policy
+/// deviation (SPEC §5): non-strict under lync, seen inbound (the peer's
+/// client certificate) and outbound (the peer's certificate when it verifies
+/// dialback against the target), and nowhere else.
+#[tokio::test]
+async fn refuse_server_auth_only() {
+    let results = run_with(
+        Fault::RefuseServerAuthOnly,
+        &["matrix/in/t-OO1/p-OO1/", "matrix/out/t-ON1/p-OO1/"],
+    )
+    .await;
+    assert_non_strict(
+        &results,
+        "matrix/in/t-OO1/p-OO1/server-auth-only/srv",
+        "SPEC §5 (server-auth-only)",
+    );
+    assert_non_strict(
+        &results,
+        "matrix/out/t-ON1/p-OO1/server-auth-only/srv",
+        "observed refused",
+    );
+    assert_only(&results, |_| false);
+    for r in &results {
+        if r.verdict != Verdict::Pass {
+            assert!(r.id.contains("/server-auth-only/"), "{}", r.id);
+        }
+    }
+}
+
+/// Falling back to the A record after a "." SRV target breaks RFC 6120
+/// §3.2.1's SHOULD NOT: non-strict, only in the srv-dot cases.
+#[tokio::test]
+async fn ignore_srv_dot() {
+    let results = run_with(
+        Fault::IgnoreSrvDot,
+        &["matrix/out/t-OO1/p-NN1/", "matrix/in/t-OO1/p-NN1/"],
+    )
+    .await;
+    for id in [
+        "matrix/out/t-OO1/p-NN1/valid/srv-dot",
+        "matrix/in/t-OO1/p-NN1/valid/srv-dot",
+    ] {
+        assert_non_strict(&results, id, "RFC 6120 §3.2.1");
+    }
+    assert_only(&results, |_| false);
+    for r in &results {
+        if r.verdict != Verdict::Pass {
+            assert!(r.id.ends_with("/srv-dot"), "{}", r.id);
+        }
+    }
+}
+
+/// A target that ignores AAAA records cannot reach an IPv6-only peer, in
+/// either direction (inbound: its authoritative server).
+#[tokio::test]
+async fn ipv4_only() {
+    let results = run_with(
+        Fault::Ipv4Only,
+        &["matrix/out/t-OO1/p-NN1/", "matrix/in/t-OO1/p-NN1/"],
+    )
+    .await;
+    for id in [
+        "matrix/out/t-OO1/p-NN1/valid/aaaa-only",
+        "matrix/in/t-OO1/p-NN1/valid/aaaa-only",
+    ] {
+        assert_fails(&results, id, "expected TCP Dialback but observed refused");
+    }
+    assert_only(&results, |id| id.ends_with("/aaaa-only"));
 }

@@ -306,3 +306,70 @@ fn every_pairing_has_a_rationale_and_the_outcome_is_shared_or_refused() {
         }
     }
 }
+
+/// A serverAuth-only initiating certificate (SPEC §5): SASL EXTERNAL is
+/// expected but whether it succeeds is not judged; refusing is a policy
+/// deviation (non-strict under lync) only where dialback was shared.
+#[test]
+fn server_auth_only_is_a_policy_question() {
+    let p = |target: &str, direction| Pairing {
+        cert: CertVariant::ServerAuthOnly,
+        ..Pairing::plain(n(target), n("OO1"), direction)
+    };
+    let e = expect(&p("OO1", Direction::Inbound), Policy::Lync);
+    assert_eq!(e.outcome, Outcome::Authenticated(Method::SaslOverTls));
+    assert_eq!(
+        e.deviation_of(Outcome::Authenticated(Method::TlsDialback)),
+        None
+    );
+    let refusal = e.deviation_of(Outcome::Refused).expect("a deviation");
+    assert_eq!(refusal.source, SourceKind::Policy);
+    assert_eq!(refusal.severity(Policy::Lync), Severity::NonStrict);
+    // Only SASL shared: its failure is reported, so the refusal passes.
+    let only_sasl = expect(&p("RR1", Direction::Inbound), Policy::Lync);
+    assert_eq!(only_sasl.deviation_of(Outcome::Refused), None);
+    // Outbound (the peer verifies dialback with it as client certificate).
+    let out = expect(&p("ON1", Direction::Outbound), Policy::Lync);
+    assert_eq!(out.outcome, Outcome::Authenticated(Method::TlsDialback));
+    assert_eq!(
+        out.deviation_of(Outcome::Refused).map(|r| r.source),
+        Some(SourceKind::Policy)
+    );
+    assert_eq!(
+        expect(&p("OO1", Direction::Inbound), Policy::Strict).deviation_of(Outcome::Refused),
+        None
+    );
+}
+
+/// The new DNS variants: srv-dot refuses, reaching the peer anyway is RFC
+/// 6120 §3.2.1's SHOULD NOT; xmpps-to-starttls-port and aaaa-only reach it;
+/// an unreachable authoritative server rules out dialback inbound.
+#[test]
+fn new_dns_variants() {
+    let p = |dns, direction| Pairing {
+        dns,
+        ..Pairing::plain(n("OO1"), n("NN1"), direction)
+    };
+    let dot = expect(&p(DnsVariant::SrvDot, Direction::Outbound), Policy::Lync);
+    assert_eq!(dot.outcome, Outcome::Refused);
+    let fallback = dot
+        .deviation_of(Outcome::Authenticated(Method::TcpDialback))
+        .expect("a deviation");
+    assert_eq!(fallback.keyword, Some(Keyword::ShouldNot));
+    assert!(fallback.reference.contains("RFC 6120 §3.2.1"));
+    for dns in [DnsVariant::XmppsToStarttlsPort, DnsVariant::AaaaOnly] {
+        for d in [Direction::Inbound, Direction::Outbound] {
+            assert_eq!(
+                expect(&p(dns, d), Policy::Lync).outcome,
+                Outcome::Authenticated(Method::TcpDialback)
+            );
+        }
+    }
+    let unreachable = expect(
+        &p(DnsVariant::AuthoritativeUnreachable, Direction::Inbound),
+        Policy::Lync,
+    );
+    assert_eq!(unreachable.outcome, Outcome::Refused);
+    assert!(unreachable.refs.iter().any(|r| r == "XEP-0220 §2.5"));
+    assert!(!DnsVariant::AuthoritativeUnreachable.applies_to(Direction::Outbound));
+}

@@ -260,7 +260,25 @@ fn wildcard() {
 
 #[test]
 fn wrong_name() {
+    // Wrong in every identity: SAN and CN name another domain.
     let leaf = leaf(DOMAIN, CertVariant::WrongName);
+    let cert = parse(&leaf.chain_der[0]);
+    assert_leaf_basics(&cert, "wrong-name.invalid");
+    assert_issued_by_intermediate(&leaf);
+    assert_eq!(
+        sans(&cert),
+        vec![("dns", String::new(), 0x16, "wrong-name.invalid".to_owned())]
+    );
+    let v = verify(&leaf, DOMAIN, Role::Server);
+    assert_eq!(v.chain, ChainStatus::Valid);
+    let check = tls::check_peer(&v, DOMAIN);
+    assert!(check.chain_ok && !check.name_ok);
+    assert!(check.identity.matched.is_none());
+}
+
+#[test]
+fn san_mismatch_cn_match() {
+    let leaf = leaf(DOMAIN, CertVariant::SanMismatchCnMatch);
     let cert = parse(&leaf.chain_der[0]);
     assert_leaf_basics(&cert, DOMAIN);
     assert_issued_by_intermediate(&leaf);
@@ -395,11 +413,97 @@ fn no_client_cert() {
 }
 
 #[test]
+fn server_auth_only() {
+    let leaf = leaf(DOMAIN, CertVariant::ServerAuthOnly);
+    let cert = parse(&leaf.chain_der[0]);
+    assert_eq!(cn(&cert), DOMAIN);
+    assert_issued_by_intermediate(&leaf);
+    let eku = cert.extended_key_usage().unwrap().expect("EKU present");
+    assert!(eku.value.server_auth && !eku.value.client_auth);
+    assert_eq!(sans(&cert).len(), 2, "same names as valid");
+    // As a server certificate it is fine; webpki's client verifier requires
+    // the clientAuth purpose, so as a client certificate the chain is
+    // refused for its purpose (the recording verifier still completes the
+    // handshake and leaves the decision to the XMPP layer).
+    let v = verify(&leaf, DOMAIN, Role::Server);
+    assert_eq!(v.chain, ChainStatus::Valid);
+    let v = verify(&leaf, DOMAIN, Role::Client);
+    assert!(
+        matches!(&v.chain, ChainStatus::Other(why) if why.contains("Purpose")),
+        "{:?}",
+        v.chain
+    );
+}
+
+#[test]
+fn xmpp_addr_and_dns() {
+    let leaf = leaf(DOMAIN, CertVariant::XmppAddrAndDns);
+    let cert = parse(&leaf.chain_der[0]);
+    assert_leaf_basics(&cert, DOMAIN);
+    assert_issued_by_intermediate(&leaf);
+    assert_eq!(
+        sans(&cert),
+        vec![
+            ("dns", String::new(), 0x16, DOMAIN.to_owned()),
+            (
+                "other",
+                "1.3.6.1.5.5.7.8.5".to_owned(),
+                0x0c,
+                DOMAIN.to_owned()
+            ),
+        ]
+    );
+    let check = tls::check_peer(&verify(&leaf, DOMAIN, Role::Client), DOMAIN);
+    assert!(check.ok(), "{}", check.summary);
+}
+
+#[test]
+fn missing_intermediate() {
+    let leaf = leaf(DOMAIN, CertVariant::MissingIntermediate);
+    assert_eq!(leaf.chain_der.len(), 1, "the leaf alone");
+    let cert = parse(&leaf.chain_der[0]);
+    assert_leaf_basics(&cert, DOMAIN);
+    let int = parse(PKI.intermediate_der());
+    assert_eq!(cert.issuer(), int.subject());
+    for role in [Role::Server, Role::Client] {
+        assert_eq!(
+            verify(&leaf, DOMAIN, role).chain,
+            ChainStatus::UnknownIssuer
+        );
+    }
+}
+
+#[test]
+fn expired_intermediate() {
+    let leaf = leaf(DOMAIN, CertVariant::ExpiredIntermediate);
+    assert_eq!(leaf.chain_der.len(), 2);
+    let cert = parse(&leaf.chain_der[0]);
+    assert_leaf_basics(&cert, DOMAIN);
+    assert!(cert.validity().is_valid(), "the leaf itself is current");
+    let int = parse(&leaf.chain_der[1]);
+    assert_eq!(is_ca(&int), Some((true, Some(0))));
+    assert!(int.validity().not_after.timestamp() < now());
+    assert_ne!(&leaf.chain_der[1], PKI.intermediate_der());
+    cert.verify_signature(Some(int.public_key())).unwrap();
+    int.verify_signature(Some(parse(PKI.root_der()).public_key()))
+        .unwrap();
+    for role in [Role::Server, Role::Client] {
+        assert_eq!(verify(&leaf, DOMAIN, role).chain, ChainStatus::Expired);
+    }
+}
+
+#[test]
 fn verdicts_match_passes_for() {
     for domain in [DOMAIN, SUB_DOMAIN] {
         for variant in CertVariant::ALL {
+            // server-auth-only passes as what its purpose says it is.
+            let role = if variant == CertVariant::ServerAuthOnly {
+                Role::Server
+            } else {
+                Role::Client
+            };
             let v = match PKI.leaf(domain, variant, KeyType::Ecdsa).unwrap() {
-                Some(leaf) => verify(&leaf, domain, Role::Client),
+                Some(leaf) => verify(&leaf, domain, role),
                 None => Verification::absent(),
             };
             let check = tls::check_peer(&v, domain);
@@ -492,7 +596,12 @@ fn variant_names_round_trip() {
             "self-signed",
             "untrusted-ca",
             "cn-only",
-            "no-client-cert"
+            "no-client-cert",
+            "server-auth-only",
+            "san-mismatch-cn-match",
+            "xmpp-addr-and-dns",
+            "missing-intermediate",
+            "expired-intermediate"
         ]
     );
     for v in CertVariant::ALL {

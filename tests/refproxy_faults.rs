@@ -1,8 +1,10 @@
-//! Each of the reference proxy's thirteen fault switches makes a real,
+//! Each of the reference proxy's fault switches makes a real,
 //! observable deviation: the same exchange is run against a correct proxy and
 //! against one with the switch, and the outcomes differ in the named way.
 
 mod support;
+
+use std::net::SocketAddr;
 
 use s2spec::dialback::NS as NS_DB;
 use s2spec::pki::CertVariant;
@@ -338,6 +340,101 @@ fn fault_echo_stream_version() {
                 Got::Header(h) if !faulty => assert_eq!(h.version.as_deref(), Some("1.0")),
                 Got::Header(h) => assert_eq!(h.version.as_deref(), Some("11.0")),
                 other => panic!("expected a header, got {other:?}"),
+            }
+            proxy.shutdown().await;
+        }
+    });
+}
+
+#[test]
+fn fault_refuse_server_auth_only() {
+    run(async {
+        for (faulty, f) in both(Fault::RefuseServerAuthOnly) {
+            let d = "f-rsao.test";
+            let dns = dns().await;
+            let proxy = proxy(&dns, &[partner(d, "federated", "OO1", "")], f).await;
+            let mut i = Initiator::connect(&proxy, d).await;
+            i.open().await;
+            i.s.send(&s2spec::starttls::starttls()).await.unwrap();
+            assert!(s2spec::starttls::is_proceed(&i.element().await));
+            let cert = leaf(d, CertVariant::ServerAuthOnly);
+            let (config, _) = s2spec::tls::client_config(
+                &trust(),
+                cert.as_deref(),
+                s2spec::tls::Transport::StartTls,
+            )
+            .unwrap();
+            let name = s2spec::tls::server_name("target.test").unwrap();
+            // TLS 1.3 tells the client of a refused certificate only after
+            // its side of the handshake: the stream header then gets no answer.
+            let answered = match i.s.starttls_client(config, name).await {
+                Err(_) => false,
+                Ok(_) => {
+                    i.send_header().await;
+                    matches!(i.next_for(QUIET * 3).await, Got::Header(_))
+                }
+            };
+            assert_eq!(answered, !faulty, "faulty={faulty}");
+            proxy.shutdown().await;
+        }
+    });
+}
+
+#[test]
+fn fault_ignore_srv_dot() {
+    run(async {
+        for (faulty, f) in both(Fault::IgnoreSrvDot) {
+            let d = "f-isd.test";
+            let dns = dns().await;
+            let proxy = proxy(&dns, &[partner(d, "federated", "NN1", "")], f).await;
+            // The A-record fallback (port 5269) leads to the peer; SRV says ".".
+            let ip = std::net::IpAddr::V4(std::net::Ipv4Addr::new(127, 77, 41, 9));
+            let mut peer = PeerServer::start_on(
+                &dns,
+                d,
+                Profile::DIALBACK_ONLY,
+                Some(proxy.addr()),
+                SocketAddr::new(ip, 5269),
+            )
+            .await;
+            dns.upsert_zone(s2spec::dns::Zone::service_unavailable(d).with_address(d, ip))
+                .unwrap();
+            let mut events = proxy.subscribe();
+            proxy.send_from_local(message("alice@target.test", "bob@f-isd.test", "dot"));
+            if faulty {
+                peer.wait(|e| e.name == "message").await;
+            } else {
+                wait_event(&proxy, &mut events, |e| {
+                    matches!(e, ProxyEvent::Bounced { .. })
+                })
+                .await;
+                assert_eq!(peer.received_content(), Vec::<String>::new());
+            }
+            proxy.shutdown().await;
+        }
+    });
+}
+
+#[test]
+fn fault_ipv4_only() {
+    run(async {
+        for (faulty, f) in both(Fault::Ipv4Only) {
+            let d = "f-v4o.test";
+            let dns = dns().await;
+            let proxy = proxy(&dns, &[partner(d, "federated", "NN1", "")], f).await;
+            let v6 = SocketAddr::new(std::net::IpAddr::V6(std::net::Ipv6Addr::LOCALHOST), 0);
+            let mut peer =
+                PeerServer::start_on(&dns, d, Profile::DIALBACK_ONLY, Some(proxy.addr()), v6).await;
+            let mut events = proxy.subscribe();
+            proxy.send_from_local(message("alice@target.test", "bob@f-v4o.test", "six"));
+            if faulty {
+                wait_event(&proxy, &mut events, |e| {
+                    matches!(e, ProxyEvent::Bounced { .. })
+                })
+                .await;
+                assert_eq!(peer.received_content(), Vec::<String>::new());
+            } else {
+                peer.wait(|e| e.name == "message").await;
             }
             proxy.shutdown().await;
         }

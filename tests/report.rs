@@ -65,6 +65,7 @@ fn case(id: &str, family: &str, verdict: Verdict, messages: &[&str]) -> CaseResu
             outcome: "TCP Dialback".parse().unwrap(),
             tls: false,
             facts: vec!["no <starttls/> offered".into()],
+            initiating: None,
         }),
         messages: messages.iter().map(|m| m.to_string()).collect(),
         deviations: Vec::new(),

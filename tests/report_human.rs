@@ -76,6 +76,7 @@ fn case(id: &str, verdict: Verdict, expected: Option<&str>, observed: Option<&st
             outcome: o.parse().unwrap(),
             tls: o != "TCP Dialback",
             facts: vec![format!("fact about {o}")],
+            initiating: None,
         }),
         messages: match verdict {
             Verdict::Pass => vec![],
@@ -964,4 +965,71 @@ fn render_reference_to_files() {
     write_html(&failing, &dir.join("failing.html")).expect("write html");
     write_markdown(&failing, &dir.join("failing.md")).expect("write md");
     eprintln!("wrote {}", dir.display());
+}
+
+/// The "initiating server" section is built from the cases' facts, in both
+/// human reports, and left out when no case saw the target initiate.
+#[test]
+fn initiating_section_summarises_the_targets_connections() {
+    use s2spec::report::{Connection, DnsQuery, HeaderFacts, Initiating, TlsFacts};
+    let mut report = sample();
+    assert!(!markdown_string(&report).contains("initiating server"));
+    let facts = |sni: Option<&str>| Initiating {
+        dns_queries: vec![
+            DnsQuery {
+                name: "_xmpps-server._tcp.p.test".into(),
+                rtype: "SRV".into(),
+            },
+            DnsQuery {
+                name: "_xmpp-server._tcp.p.test".into(),
+                rtype: "SRV".into(),
+            },
+        ],
+        connections: vec![Connection {
+            headers: vec![HeaderFacts {
+                from: Some("target.test".into()),
+                to: Some("p.test".into()),
+                version: Some("1.0".into()),
+                dialback_declared: true,
+                tls: false,
+            }],
+            tls: Some(TlsFacts {
+                sni: sni.map(str::to_owned),
+                version: Some("TLSv1_3".into()),
+                cipher_suite: Some("TLS13_AES_128_GCM_SHA256".into()),
+                client_cert: true,
+            }),
+            ..Connection::default()
+        }],
+    };
+    let with_obs: Vec<usize> = (0..report.cases.len())
+        .filter(|i| report.cases[*i].observed.is_some())
+        .take(2)
+        .collect();
+    assert_eq!(with_obs.len(), 2, "the sample has observed cases");
+    report.cases[with_obs[0]]
+        .observed
+        .as_mut()
+        .unwrap()
+        .initiating = Some(facts(Some("p.test")));
+    report.cases[with_obs[1]]
+        .observed
+        .as_mut()
+        .unwrap()
+        .initiating = Some(facts(None));
+    let md = markdown_string(&report);
+    assert!(
+        md.contains("## How this target behaves as initiating server"),
+        "{md}"
+    );
+    assert!(md.contains("yes in 1/2 TLS handshakes"), "{md}");
+    assert!(md.contains("TLSv1\\_3 in 2"), "{md}");
+    assert!(
+        md.contains("\\_xmpps-server.\\_tcp SRV → \\_xmpp-server.\\_tcp SRV in 2"),
+        "{md}"
+    );
+    let html = html_string(&report);
+    check_page(&html);
+    assert!(html.contains("<section id=\"initiating\">"));
+    assert!(html.contains("yes in 1/2 TLS handshakes"));
 }

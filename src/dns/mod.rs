@@ -31,5 +31,5 @@ pub use resolve::{
     Candidate, ResolveError, ResolverOptions, SrvOrder, SrvRecord, Transport, XmppResolver,
     order_srv,
 };
-pub use server::{MockDns, ServerError};
+pub use server::{MockDns, Query, ServerError};
 pub use zone::{DEFAULT_S2S_PORT, Record, Service, Zone, ZoneError};

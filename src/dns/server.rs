@@ -13,12 +13,12 @@
 //! `Catalog` from the current zone handlers and swaps it in; queries already
 //! in flight finish against the catalogue they started with.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::io;
 use std::net::SocketAddr;
 use std::str::FromStr;
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 use hickory_proto::rr::rdata::{A, AAAA, CNAME, SOA, SRV};
@@ -65,6 +65,22 @@ struct Shared {
     state: RwLock<State>,
     catalog: RwLock<Arc<Catalog>>,
     serial: AtomicU32,
+    /// Every query in arrival order, so a case can tell which names its
+    /// target asked for (the oldest are dropped past [`QUERY_LOG_LIMIT`]).
+    queries: Mutex<VecDeque<Query>>,
+}
+
+/// How many queries the log keeps when nobody takes them.
+const QUERY_LOG_LIMIT: usize = 100_000;
+
+/// One query as received.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Query {
+    /// The name asked for, normalised (lower case, no trailing dot).
+    pub name: String,
+    /// `SRV`, `A`, `AAAA`, ...
+    #[serde(rename = "type")]
+    pub rtype: String,
 }
 
 impl Shared {
@@ -109,6 +125,17 @@ impl RequestHandler for QueryLog {
         let info = catalog
             .handle_request::<R, T>(request, response_handle)
             .await;
+        if let Ok(mut log) = self.shared.queries.lock() {
+            for q in request.queries.queries() {
+                if log.len() >= QUERY_LOG_LIMIT {
+                    log.pop_front();
+                }
+                log.push_back(Query {
+                    name: normalize(&q.name().to_string()),
+                    rtype: q.query_type().to_string(),
+                });
+            }
+        }
         for q in request.queries.queries() {
             tracing::debug!(
                 target: "s2spec::dns::query",
@@ -158,6 +185,7 @@ impl MockDns {
             }),
             catalog: RwLock::new(Arc::new(Catalog::new())),
             serial: AtomicU32::new(1),
+            queries: Mutex::new(VecDeque::new()),
         });
         let initial: Vec<Zone> = zones.into_iter().collect();
         for zone in &initial {
@@ -217,6 +245,22 @@ impl MockDns {
     /// A copy of the zone with this origin.
     pub fn zone(&self, origin: &str) -> Option<Zone> {
         self.read_state(|s| s.zones.get(&normalize(origin)).cloned())
+    }
+
+    /// Removes and returns, in arrival order, the logged queries for
+    /// `domain` and the names under it (`_xmpp-server._tcp.DOMAIN`, ...).
+    pub fn take_queries(&self, domain: &str) -> Vec<Query> {
+        let domain = normalize(domain);
+        let suffix = format!(".{domain}");
+        let mut log = match self.shared.queries.lock() {
+            Ok(log) => log,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        let (mine, rest): (VecDeque<Query>, VecDeque<Query>) = log
+            .drain(..)
+            .partition(|q| q.name == domain || q.name.ends_with(&suffix));
+        *log = rest;
+        mine.into()
     }
 
     /// Origins of all served zones, sorted.

@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{
     CertVariant, Direction, DnsVariant, Policy, certificate_defect, certificate_rule,
-    identity_support_rule, optional_identity,
+    identity_support_rule, optional_identity, server_auth_only_rule, srv_dot_rule,
 };
 use crate::partner::{Method, methods};
 use crate::partner::{Negotiation, Setting};
@@ -112,6 +112,7 @@ const REF_CERT: &str = "RFC 6120 §13.7.2";
 const REF_IDENTITY: &str = "RFC 6125 §6";
 const REF_DIALBACK: &str = "XEP-0220 §2";
 const REF_DNS: &str = "RFC 6120 §3.2";
+const REF_DIALBACK_ERRORS: &str = "XEP-0220 §2.5";
 
 /// SPEC §4.3 (the Lync matrix): what both configurations admit decides the
 /// outcome. A configuration rule: unmet, the case fails.
@@ -134,6 +135,48 @@ fn dialback_verification_rule() -> Requirement {
 /// Applies the outcome rule: the first method in preference order that both
 /// sides admit and that is feasible, else a refusal.
 pub fn expect(p: &Pairing, policy: Policy) -> Expectation {
+    let mut e = expect_rule(p, policy);
+    // The texts each new DNS variant rests on (SPEC §6).
+    let dns_refs: &[&str] = match p.dns {
+        DnsVariant::SrvDot => &["RFC 6120 §3.2.1", "SPEC §6"],
+        // RFC 6120 §3.2.1 step 7 (no keyword): "If the initiating entity
+        // fails to connect using all resolved IP addresses for a given FDQN,
+        // then it repeats the process of resolution and connection for the
+        // next FQDN returned by the SRV lookup"; XEP-0368 §3 mixes xmpps- and
+        // xmpp- records in one order.
+        DnsVariant::XmppsToStarttlsPort => &["RFC 6120 §3.2.1", "XEP-0368 §3", "SPEC §6"],
+        DnsVariant::AaaaOnly => &["RFC 6120 §3.2.1", "SPEC §6"],
+        _ => &[],
+    };
+    for r in dns_refs {
+        if !e.refs.iter().any(|have| have == r) {
+            e.refs.push((*r).to_string());
+        }
+    }
+    if p.cert == CertVariant::ServerAuthOnly && e.outcome != Outcome::Refused {
+        // SPEC §5: refusing a certificate without the clientAuth purpose (the
+        // peer presents it as a client when it initiates or verifies
+        // dialback) is the policy's question. Under `lync` the TLS session
+        // survives and dialback still works where admitted; where only SASL
+        // EXTERNAL is shared, whether it succeeds is reported, not judged.
+        let dialback_shared = methods(p.target)
+            .intersection(methods(p.peer))
+            .iter()
+            .any(|m| m.uses_dialback());
+        let rule = (policy == Policy::Lync && dialback_shared).then(server_auth_only_rule);
+        e.alternatives.retain(|a| a.outcome != Outcome::Refused);
+        e.alternatives.push(Alternative {
+            outcome: Outcome::Refused,
+            deviates_from: rule,
+            why: "refusing a serverAuth-only certificate (SPEC §5: under lync the TLS session \
+                  survives and dialback still works where admitted)"
+                .to_string(),
+        });
+    }
+    e
+}
+
+fn expect_rule(p: &Pairing, policy: Policy) -> Expectation {
     let mut why = Reasons::new(policy);
     let tls = p.target.tls.enabled() && p.peer.tls.enabled();
     let shared = methods(p.target).intersection(methods(p.peer));
@@ -144,6 +187,17 @@ pub fn expect(p: &Pairing, policy: Policy) -> Expectation {
     // Outbound, the target cannot even reach the peer without DNS.
     if p.direction == Direction::Outbound && !p.dns.reachable() {
         why.refs.push(REF_DNS);
+        if p.dns == DnsVariant::SrvDot {
+            // Reaching the peer anyway means the A-record fallback was used.
+            for m in shared.iter() {
+                why.alternative(
+                    Outcome::Authenticated(m),
+                    Some(srv_dot_rule()),
+                    "the target fell back to the domain's A record although the only SRV \
+                     target is \".\"",
+                );
+            }
+        }
         return why.refuse(
             tls,
             format!(
@@ -290,6 +344,23 @@ fn alternatives_after(
                  XEP-0178 §3 step 7a)",
             );
         }
+        // A serverAuth-only initiating certificate (SPEC §5): whether SASL
+        // EXTERNAL succeeds is reported, not judged; under `lync` the TLS
+        // session survives and dialback still works where admitted, so a
+        // refusal deviates from the policy only when dialback was shared.
+        Direction::Inbound
+            if method == Method::SaslOverTls && p.cert == CertVariant::ServerAuthOnly =>
+        {
+            for other in others {
+                why.alternative(
+                    Outcome::Authenticated(other),
+                    None,
+                    "whether SASL EXTERNAL accepts a certificate without the clientAuth \
+                     purpose is reported, not judged (SPEC §5)",
+                );
+            }
+            why.refs.push(REF_POLICY);
+        }
         // Identity types a receiving server need not support: refusing them
         // for SASL EXTERNAL is reported, never a failure.
         Direction::Inbound if method == Method::SaslOverTls => {
@@ -400,7 +471,11 @@ fn feasibility(p: &Pairing, method: Method, policy: Policy) -> Result<(), Infeas
                  key (DNS variant `{}`)",
                 p.dns
             ),
-            vec![REF_DIALBACK, REF_DNS],
+            if p.dns == DnsVariant::AuthoritativeUnreachable {
+                vec![REF_DIALBACK, REF_DNS, REF_DIALBACK_ERRORS]
+            } else {
+                vec![REF_DIALBACK, REF_DNS]
+            },
         ));
     }
     Ok(())

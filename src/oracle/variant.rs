@@ -23,8 +23,20 @@ pub fn certificate_defect(c: CertVariant) -> Option<&'static str> {
         CertVariant::Valid
         | CertVariant::XmppAddrOnly
         | CertVariant::SrvIdOnly
-        | CertVariant::Wildcard => None,
-        CertVariant::WrongName => Some("its identities name another domain"),
+        | CertVariant::Wildcard
+        | CertVariant::XmppAddrAndDns => None,
+        // Chain and names are sound; the missing clientAuth purpose only
+        // matters where it authenticates an initiating server, a policy
+        // question the oracle settles per direction (SPEC §5, §4.4).
+        CertVariant::ServerAuthOnly => None,
+        CertVariant::WrongName => Some("its identities (SAN and CN) name another domain"),
+        CertVariant::SanMismatchCnMatch => {
+            Some("its DNS-ID names another domain (only its CN names the peer)")
+        }
+        CertVariant::MissingIntermediate => {
+            Some("it is sent without the intermediate CA certificate its chain needs")
+        }
+        CertVariant::ExpiredIntermediate => Some("its intermediate CA certificate has expired"),
         CertVariant::Expired => Some("it has expired"),
         CertVariant::NotYetValid => Some("it is not yet valid"),
         CertVariant::SelfSigned => Some("it is self-signed"),
@@ -51,8 +63,14 @@ pub fn certificate_rule(c: CertVariant) -> Requirement {
         // Its SAN names another domain and only its CN names the peer: RFC
         // 6125 §6.4.4, "a client MUST NOT seek a match for a reference
         // identifier of CN-ID if the presented identifiers include a DNS-ID".
-        CertVariant::WrongName => {
+        CertVariant::SanMismatchCnMatch => {
             Requirement::protocol(Keyword::MustNot, "RFC 6125 §6.4.4 (via RFC 6120 §13.7.2.1)")
+        }
+        // A path to a trust anchor through a current intermediate is part of
+        // validation (RFC 5280 §6.1.3: every certificate of the path must be
+        // within its validity; RFC 6120 §13.7.2 applies it).
+        CertVariant::MissingIntermediate | CertVariant::ExpiredIntermediate => {
+            Requirement::protocol(Keyword::Must, "RFC 6120 §13.7.2 (RFC 5280 §6.1)")
         }
         // Validity, signature and path (RFC 6120 §13.7.2, §5.4.3.1: "MUST
         // attempt to validate"; an invalid certificate is not trusted).
@@ -70,10 +88,21 @@ pub fn optional_identity(c: CertVariant) -> Option<Requirement> {
             Keyword::May,
             "RFC 6120 §13.7.1.2.1 (XmppAddr support is encouraged, not required)",
         )),
+        // RFC 6120 §13.7.1.2.1 makes XmppAddr support encouraged; a target
+        // that takes only the DNS-ID of `xmpp-addr-and-dns` still matches,
+        // so nothing is optional there.
         // RFC 6125 §6.4.3: a client "MAY match" a wildcard.
         CertVariant::Wildcard => Some(Requirement::protocol(Keyword::May, "RFC 6125 §6.4.3")),
         _ => None,
     }
+}
+
+/// `server-auth-only` as an initiating server's certificate: the RFCs do
+/// not settle whether a certificate without the clientAuth purpose may
+/// authenticate the initiating side (RFC 6120 §13.7.1 names no extended key
+/// usage), so it is a policy question (SPEC §4.4, §5).
+pub fn server_auth_only_rule() -> Requirement {
+    Requirement::policy("SPEC §5 (server-auth-only), SPEC §4.4")
 }
 
 /// The requirement a refused valid certificate of this variant breaks:
@@ -103,15 +132,74 @@ kebab_enum! {
         SrvMultiple = "srv-multiple",
         /// The partner is configured with a proxy FQDN; SRV points elsewhere and must not be used.
         ProxyFqdn = "proxy-fqdn",
+        /// SRV to a host with only an AAAA record (`::1`); the peer listens on `[::1]`.
+        AaaaOnly = "aaaa-only",
+        /// The only `_xmpp-server` SRV record has target `.`: the service is
+        /// decidedly not available (an A record on 5269 leads to the peer, so
+        /// a target that falls back anyway is seen).
+        SrvDot = "srv-dot",
+        /// `_xmpps-server` (direct TLS, preferred) points at a port that
+        /// speaks STARTTLS; `_xmpp-server` points there too.
+        XmppsToStarttlsPort = "xmpps-to-starttls-port",
+        /// Inbound dialback: the originating domain's authoritative server
+        /// resolves to an address where nothing listens.
+        AuthoritativeUnreachable = "authoritative-unreachable",
     }
 }
 
 impl DnsVariant {
     /// Whether a correct resolver reaches the peer's server under this variant.
     pub fn reachable(self) -> bool {
-        !matches!(self, DnsVariant::Nxdomain | DnsVariant::SrvToDeadPort)
+        !matches!(
+            self,
+            DnsVariant::Nxdomain
+                | DnsVariant::SrvToDeadPort
+                | DnsVariant::SrvDot
+                | DnsVariant::AuthoritativeUnreachable
+        )
+    }
+
+    /// Whether the variant means something in `direction`: an unreachable
+    /// authoritative server is the receiving target's problem only.
+    pub fn applies_to(self, direction: Direction) -> bool {
+        self != DnsVariant::AuthoritativeUnreachable || direction == Direction::Inbound
     }
 }
+
+/// RFC 6120 §3.2.1 step 3: "if the result of the SRV lookup is a single
+/// resource record with a Target of \".\" ... the initiating entity MUST
+/// abort SRV processing at this point"; step 8: having received a response,
+/// "it SHOULD NOT attempt the fallback process" of §3.2.2. Reaching the peer
+/// under `srv-dot` means that fallback was used: a SHOULD NOT.
+pub fn srv_dot_rule() -> Requirement {
+    Requirement::protocol(
+        Keyword::ShouldNot,
+        "RFC 6120 §3.2.1 (a target of \".\": abort SRV processing, no §3.2.2 fallback)",
+    )
+}
+
+/// XEP-0220 §2.5: "the server that generates the error SHOULD still attempt
+/// to send the dialback error instead of terminating the stream".
+pub fn dialback_error_rule() -> Requirement {
+    Requirement::protocol(Keyword::Should, "XEP-0220 §2.5")
+}
+
+/// XEP-0220 §2.5's table names the conditions for an authoritative server
+/// that cannot be reached ("<remote-connection-failed/>: the Receiving
+/// Server was unable to establish a connection to the Authoritative
+/// Server"; <remote-server-not-found/>, <remote-server-timeout/>) as
+/// guidance, without a keyword: advisory.
+pub fn unreachable_condition_rule() -> Requirement {
+    Requirement::advisory("XEP-0220 §2.5 (table of dialback error conditions)")
+}
+
+/// The conditions XEP-0220 §2.5's table gives for an authoritative server
+/// that cannot be reached or found.
+pub const UNREACHABLE_CONDITIONS: [&str; 3] = [
+    "remote-connection-failed",
+    "remote-server-not-found",
+    "remote-server-timeout",
+];
 
 kebab_enum! {
     /// Policy profile for situations the matrix does not settle (SPEC §4.4).

@@ -29,6 +29,16 @@ use super::wire;
 pub(crate) async fn serve(ctx: Arc<Ctx>, tcp: TcpStream) {
     let no = ctx.env.streams.next();
     let peer = tcp.peer_addr().ok();
+    // This is a STARTTLS port. A target that takes it for a direct-TLS port
+    // (XEP-0368) opens with a TLS handshake record (0x16): record what its
+    // ClientHello says and close, as a plaintext XMPP port would.
+    let mut first = [0u8; 1];
+    if let Ok(Ok(1)) = tokio::time::timeout(ctx.env.step, tcp.peek(&mut first)).await
+        && first[0] == TLS_HANDSHAKE_RECORD
+    {
+        direct_tls_attempt(&ctx, tcp, no, peer).await;
+        return;
+    }
     let stream = XmppStream::plain(tcp, ctx.env.limits, ctx.env.transcript.clone(), no);
     if let Some(peer) = peer {
         stream.note(Dir::Received, format!("accepted connection from {peer}"));
@@ -51,6 +61,62 @@ pub(crate) async fn serve(ctx: Arc<Ctx>, tcp: TcpStream) {
     conn.log(ServerEvent::Closed {
         stream: no,
         failure: failure.filter(|f| *f != StepFailure::Closed),
+    });
+}
+
+/// The content type of a TLS handshake record (RFC 8446 §5.1).
+const TLS_HANDSHAKE_RECORD: u8 = 0x16;
+
+/// Reads the ClientHello of a direct-TLS attempt on this STARTTLS port,
+/// logs its SNI and ALPN, and drops the connection.
+async fn direct_tls_attempt(
+    ctx: &Arc<Ctx>,
+    tcp: TcpStream,
+    no: u32,
+    peer: Option<std::net::SocketAddr>,
+) {
+    let acceptor = tokio_rustls::LazyConfigAcceptor::new(rustls::server::Acceptor::default(), tcp);
+    let (sni, alpn) = match tokio::time::timeout(ctx.env.step, acceptor).await {
+        Ok(Ok(start)) => {
+            let hello = start.client_hello();
+            let alpn: Vec<String> = hello
+                .alpn()
+                .map(|protocols| {
+                    protocols
+                        .map(|p| String::from_utf8_lossy(p).into_owned())
+                        .collect()
+                })
+                .unwrap_or_default();
+            (hello.server_name().map(str::to_owned), alpn)
+        }
+        // Not a readable ClientHello: nothing more to say about it.
+        _ => (None, Vec::new()),
+    };
+    ctx.env.transcript.record(
+        no,
+        Dir::Received,
+        false,
+        crate::stream::EntryKind::Note,
+        format!(
+            "TLS ClientHello on a STARTTLS port{} (SNI {}, ALPN {}): closed",
+            peer.map(|p| format!(" from {p}")).unwrap_or_default(),
+            sni.as_deref().unwrap_or("none"),
+            if alpn.is_empty() {
+                "none".to_string()
+            } else {
+                alpn.join(",")
+            }
+        ),
+    );
+    let log = &ctx.log;
+    log.push(ServerEvent::DirectTls {
+        stream: no,
+        sni,
+        alpn,
+    });
+    log.push(ServerEvent::Closed {
+        stream: no,
+        failure: None,
     });
 }
 
@@ -215,6 +281,11 @@ impl Inbound {
             client_cert: CertCheck::of(&verification, &domain),
             pipelined_bytes: pipelined,
             sni: self.stream.tls_info().and_then(|t| t.sni.clone()),
+            cipher_suite: self
+                .stream
+                .tls_info()
+                .and_then(|t| t.cipher_suite)
+                .map(|c| format!("{c:?}")),
         });
         self.client_cert = Some(verification);
         Ok(Next::Restart)

@@ -47,6 +47,10 @@ pub struct HeaderSeen {
     pub to: Option<String>,
     pub id: Option<String>,
     pub version: Option<String>,
+    /// Whether the header declared `xmlns:db='jabber:server:dialback'`
+    /// (XEP-0220 §2.4.1: the traditional signal of dialback support).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub dialback_declared: bool,
 }
 
 impl From<&StreamHeader> for HeaderSeen {
@@ -56,6 +60,10 @@ impl From<&StreamHeader> for HeaderSeen {
             to: h.to.clone(),
             id: h.id.clone(),
             version: h.version.clone(),
+            dialback_declared: h
+                .prefixes
+                .iter()
+                .any(|(_, ns)| ns == crate::xml::NS_DIALBACK),
         }
     }
 }
@@ -313,6 +321,16 @@ pub enum ServerEvent {
         /// The Server Name Indication the target sent, if any.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         sni: Option<String>,
+        /// The negotiated cipher suite, e.g. `TLS13_AES_256_GCM_SHA384`.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        cipher_suite: Option<String>,
+    },
+    /// A TLS ClientHello arrived where the peer speaks STARTTLS: the target
+    /// tried direct TLS (XEP-0368) on this port.
+    DirectTls {
+        stream: u32,
+        sni: Option<String>,
+        alpn: Vec<String>,
     },
     Sasl {
         stream: u32,
@@ -372,6 +390,7 @@ impl ServerEvent {
             ServerEvent::Header { stream, .. }
             | ServerEvent::Refused { stream, .. }
             | ServerEvent::Tls { stream, .. }
+            | ServerEvent::DirectTls { stream, .. }
             | ServerEvent::Sasl { stream, .. }
             | ServerEvent::Dialback { stream, .. }
             | ServerEvent::Verify { stream, .. }

@@ -5,7 +5,7 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use super::Shared;
+use super::{Shared, policy};
 use crate::dns::ResolveError;
 use crate::features::Features;
 use crate::partner::Partner;
@@ -75,23 +75,35 @@ async fn addresses(
     remote: &str,
 ) -> Result<Vec<SocketAddr>, Failure> {
     let not_found = |e: ResolveError| Failure::new("remote-server-not-found", e.to_string());
+    let faults = &shared.settings().faults;
+    let ipv6 = policy::uses_ipv6(faults);
+    let usable = move |a: &SocketAddr| ipv6 || a.is_ipv4();
     if let Some(fqdn) = &partner.proxy_fqdn {
         let ips = shared.resolver.lookup_ip(fqdn).await.map_err(not_found)?;
         return Ok(ips
             .into_iter()
             .map(|ip| SocketAddr::new(ip, S2S_PORT))
+            .filter(usable)
             .collect());
     }
-    let candidates = shared
-        .resolver
-        .resolve_s2s(remote)
-        .await
-        .map_err(not_found)?;
+    let candidates = match shared.resolver.resolve_s2s(remote).await {
+        Ok(c) => c,
+        Err(ResolveError::ServiceUnavailable(_)) if policy::falls_back_after_srv_dot(faults) => {
+            let ips = shared.resolver.lookup_ip(remote).await.map_err(not_found)?;
+            return Ok(ips
+                .into_iter()
+                .map(|ip| SocketAddr::new(ip, S2S_PORT))
+                .filter(usable)
+                .collect());
+        }
+        Err(e) => return Err(not_found(e)),
+    };
     // Direct TLS (XEP-0368) is optional; the proxy only speaks STARTTLS.
     Ok(candidates
         .iter()
         .filter(|c| !c.direct_tls)
         .flat_map(|c| c.socket_addrs().collect::<Vec<_>>())
+        .filter(usable)
         .collect())
 }
 

@@ -37,6 +37,14 @@ kebab_enum! {
         /// Answer a stream header with the initiating entity's `version`
         /// instead of the lower of it and 1.0 (RFC 6120 §4.7.5).
         EchoStreamVersion = "echo-stream-version",
+        /// Refuse, at the TLS layer, a client certificate without the
+        /// clientAuth purpose (the serverAuth-only public-CA profile, SPEC §5).
+        RefuseServerAuthOnly = "refuse-server-auth-only",
+        /// Outbound, fall back to the A record on 5269 although the only SRV
+        /// target is "." (RFC 6120 §3.2.1).
+        IgnoreSrvDot = "ignore-srv-dot",
+        /// Connect to IPv4 addresses only, ignoring AAAA records.
+        Ipv4Only = "ipv4-only",
 }
 }
 
@@ -74,7 +82,7 @@ mod tests {
 
     #[test]
     fn names_round_trip_and_are_unique() {
-        assert_eq!(Fault::ALL.len(), 13);
+        assert_eq!(Fault::ALL.len(), 16);
         for f in Fault::ALL {
             assert_eq!(f.as_str().parse::<Fault>(), Ok(*f));
         }

@@ -97,6 +97,25 @@ pub fn answer_version(peer: Option<&str>, faults: &Faults) -> Option<String> {
 
 /// Whether bytes pipelined after `<starttls/>` are fed into the TLS session
 /// (`process-pipelined-starttls`) instead of discarded (RFC 6120 §5.4.3.3).
+/// Whether an initiating server's certificate without the clientAuth
+/// purpose ends the TLS handshake. Never, correctly: SPEC §5 keeps the TLS
+/// session so that dialback still works where admitted (the certificate
+/// then only fails SASL EXTERNAL).
+pub fn refuses_client_cert_without_client_auth(faults: &Faults) -> bool {
+    faults.has(Fault::RefuseServerAuthOnly)
+}
+
+/// Whether an SRV answer of "." (service decidedly not available) may be
+/// followed by the A-record fallback. Never, correctly (RFC 6120 §3.2.1).
+pub fn falls_back_after_srv_dot(faults: &Faults) -> bool {
+    faults.has(Fault::IgnoreSrvDot)
+}
+
+/// Whether IPv6 addresses (AAAA records) are tried when reaching a partner.
+pub fn uses_ipv6(faults: &Faults) -> bool {
+    !faults.has(Fault::Ipv4Only)
+}
+
 pub fn replays_pipelined_bytes(faults: &Faults) -> bool {
     faults.has(Fault::ProcessPipelinedStarttls)
 }

@@ -8,6 +8,7 @@ use crate::stream::Entry;
 
 mod baseline;
 mod human;
+pub mod initiating;
 mod json;
 mod junit;
 mod outcome;
@@ -92,6 +93,76 @@ pub struct Observed {
     pub tls: bool,
     /// Short facts that decided the classification, e.g. `echo received`.
     pub facts: Vec<String>,
+    /// How the target behaved as initiating server (its streams to the
+    /// peer's server and the names it resolved), where it opened any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub initiating: Option<Initiating>,
+}
+
+/// The target as initiating server in one case, as the peer's server and
+/// the mock DNS saw it: facts, judged only where a text speaks (the judge).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Initiating {
+    /// The DNS queries for the peer's domain, in arrival order.
+    pub dns_queries: Vec<DnsQuery>,
+    /// Each TCP connection the target opened to the peer's server, in order.
+    pub connections: Vec<Connection>,
+}
+
+/// One DNS query: `_xmpp-server._tcp.DOMAIN` `SRV`, `DOMAIN` `A`, ...
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DnsQuery {
+    pub name: String,
+    #[serde(rename = "type")]
+    pub rtype: String,
+}
+
+/// One connection of the target to the peer's server.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Connection {
+    /// Stream headers the target sent on it (one per stream restart).
+    pub headers: Vec<HeaderFacts>,
+    /// The TLS handshake, if one completed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls: Option<TlsFacts>,
+    /// A direct-TLS (XEP-0368) ClientHello the target sent to a port that
+    /// speaks STARTTLS (`xmpps-to-starttls-port`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub direct_tls: Option<DirectTlsFacts>,
+    /// What the connection was for: `db:verify` (dialback verification) or
+    /// `stanzas` (an authenticated outbound stream); empty when neither.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub used_for: Vec<String>,
+}
+
+/// What a direct-TLS ClientHello of the target said.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DirectTlsFacts {
+    pub sni: Option<String>,
+    pub alpn: Vec<String>,
+}
+
+/// The attributes of one stream header the target sent.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HeaderFacts {
+    pub from: Option<String>,
+    pub to: Option<String>,
+    pub version: Option<String>,
+    /// `xmlns:db` declared (XEP-0220 §2.4.1).
+    pub dialback_declared: bool,
+    /// Sent on the encrypted stream.
+    pub tls: bool,
+}
+
+/// A TLS handshake the target completed as client.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TlsFacts {
+    /// The server name indication it sent; `None`: none.
+    pub sni: Option<String>,
+    pub version: Option<String>,
+    pub cipher_suite: Option<String>,
+    /// Whether it presented a client certificate.
+    pub client_cert: bool,
 }
 
 /// One case's result.

@@ -143,6 +143,29 @@ fn addresses(text: &str) -> String {
         rest = &tail[end..];
     }
     out.push_str(rest);
+    ipv6_ports(&out)
+}
+
+/// `[::1]:port` → `[::1]:{port}` (the `aaaa-only` variant's peers), 5269 kept.
+fn ipv6_ports(text: &str) -> String {
+    const V6: &str = "[::1]:";
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(at) = rest.find(V6) {
+        out.push_str(&rest[..at + V6.len()]);
+        let tail = &rest[at + V6.len()..];
+        let end = tail
+            .find(|c: char| !c.is_ascii_digit())
+            .unwrap_or(tail.len());
+        let port = &tail[..end];
+        out.push_str(if port.is_empty() || port == "5269" {
+            port
+        } else {
+            "{port}"
+        });
+        rest = &tail[end..];
+    }
+    out.push_str(rest);
     out
 }
 
@@ -168,6 +191,10 @@ mod tests {
         assert_eq!(
             p.normalise("127.77.1.9:5269 and 127.77.1.9:80"),
             "{ip}:5269 and {ip}:{port}"
+        );
+        assert_eq!(
+            p.normalise("from [::1]:53144 to [::1]:5269"),
+            "from [::1]:{port} to [::1]:5269"
         );
         assert_eq!(p.normalise("tls-dialback cafe"), "tls-dialback cafe");
     }

@@ -3,11 +3,18 @@
 //! §4.1/§4.2. Pure: the runner gathers the facts, this decides.
 
 use crate::oracle::{
-    Direction, Expectation, Outcome, Pairing, Policy, certificate_defect, optional_identity,
+    CertVariant, Direction, DnsVariant, Expectation, Outcome, Pairing, Policy,
+    UNREACHABLE_CONDITIONS, certificate_defect, dialback_error_rule, optional_identity,
+    srv_dot_rule, unreachable_condition_rule,
 };
 use crate::partner::{Method, Setting, methods};
-use crate::peer::{FeaturesSeen, InitiatorReport, ServerEvent, Stage, StepFailure, ViolationKind};
-use crate::report::{CaseOutcome, Expected, Observed, Verdict};
+use crate::peer::{
+    DialbackOutcome, FeaturesSeen, InitiatorReport, ServerEvent, Stage, StepFailure, ViolationKind,
+};
+use crate::report::{
+    CaseOutcome, Connection, DirectTlsFacts, DnsQuery, Expected, HeaderFacts, Initiating,
+    Observed, TlsFacts, Verdict,
+};
 use crate::requirement::{Deviation, Keyword, Requirement, Severity, worst};
 
 use super::Parts;
@@ -26,6 +33,8 @@ pub struct Observation {
     pub probe_id: String,
     /// The target cannot be asked for this exchange (why).
     pub unsupported: Option<String>,
+    /// The mock DNS queries for the peer's domain during the exchange.
+    pub dns_queries: Vec<crate::dns::Query>,
 }
 
 /// The judge's conclusion.
@@ -114,7 +123,7 @@ pub fn judge(p: &Pairing, expectation: &Expectation, obs: &Observation) -> Judge
     let mut findings = Vec::new();
     if let Some(rule) = expectation.deviation_of(observed.0) {
         findings.push(Finding::new(
-            rule.clone(),
+            srv_dot_fallback(p, obs, observed.0).unwrap_or_else(|| rule.clone()),
             format!(
                 "expected {} but observed {}: {} [{}]",
                 expectation.outcome,
@@ -134,6 +143,9 @@ pub fn judge(p: &Pairing, expectation: &Expectation, obs: &Observation) -> Judge
         Direction::Inbound => {
             if let Some(report) = &obs.initiator {
                 inbound_invariants(p, report, &mut findings);
+                if p.dns == DnsVariant::AuthoritativeUnreachable {
+                    unreachable_answer(report, &mut findings);
+                }
                 if let Some(m) = report.method
                     && !methods(p.target).contains(m)
                 {
@@ -159,13 +171,104 @@ pub fn judge(p: &Pairing, expectation: &Expectation, obs: &Observation) -> Judge
         }
         Direction::Outbound => outbound_invariants(p, obs, &mut findings),
     }
+    direct_tls_rules(&crate::scenario::peer_domain(p), obs, &mut findings);
     let (outcome, tls, facts) = observed;
     let observed = Observed {
         outcome: outcome.into(),
         tls,
         facts,
+        initiating: initiating_of(obs),
     };
     Judgement::of(observed, deviations(findings, expectation.policy))
+}
+
+fn connection(all: &mut Vec<(u32, Connection)>, stream: u32) -> &mut Connection {
+    let i = match all.iter().position(|(s, _)| *s == stream) {
+        Some(i) => i,
+        None => {
+            all.push((stream, Connection::default()));
+            all.len() - 1
+        }
+    };
+    &mut all[i].1
+}
+
+fn used_for(c: &mut Connection, what: &str) {
+    if !c.used_for.iter().any(|u| u == what) {
+        c.used_for.push(what.to_string());
+    }
+}
+
+/// The target as initiating server: every connection it opened to the peer's
+/// server (its outbound streams, its dialback verification) and the names it
+/// resolved. `None` when it did neither.
+pub fn initiating_of(obs: &Observation) -> Option<Initiating> {
+    let mut connections: Vec<(u32, Connection)> = Vec::new();
+    for e in &obs.server_events {
+        match e {
+            ServerEvent::Header {
+                stream,
+                tls,
+                header,
+            } => connection(&mut connections, *stream)
+                .headers
+                .push(HeaderFacts {
+                    from: header.from.clone(),
+                    to: header.to.clone(),
+                    version: header.version.clone(),
+                    dialback_declared: header.dialback_declared,
+                    tls: *tls,
+                }),
+            ServerEvent::Tls {
+                stream,
+                version,
+                client_cert,
+                sni,
+                cipher_suite,
+                ..
+            } => {
+                connection(&mut connections, *stream).tls = Some(TlsFacts {
+                    sni: sni.clone(),
+                    version: version.clone(),
+                    cipher_suite: cipher_suite.clone(),
+                    client_cert: client_cert.presented,
+                })
+            }
+            ServerEvent::DirectTls { stream, sni, alpn } => {
+                connection(&mut connections, *stream).direct_tls = Some(DirectTlsFacts {
+                    sni: sni.clone(),
+                    alpn: alpn.clone(),
+                })
+            }
+            ServerEvent::Verify { stream, .. } => {
+                used_for(connection(&mut connections, *stream), "db:verify")
+            }
+            ServerEvent::Dialback { stream, .. } => {
+                used_for(connection(&mut connections, *stream), "db:result")
+            }
+            ServerEvent::Sasl { stream, .. } => {
+                used_for(connection(&mut connections, *stream), "sasl")
+            }
+            ServerEvent::Stanza { stream, .. } => {
+                used_for(connection(&mut connections, *stream), "stanzas")
+            }
+            _ => {}
+        }
+    }
+    if connections.is_empty() && obs.dns_queries.is_empty() {
+        return None;
+    }
+    Some(Initiating {
+        dns_queries: obs
+            .dns_queries
+            .iter()
+            .map(|q| DnsQuery {
+                name: q.name.clone(),
+                rtype: q.rtype.clone(),
+            })
+            .collect(),
+        connections: connections.into_iter().map(|(_, c)| c).collect(),
+    })
 }
 
 fn deviations(findings: Vec<Finding>, policy: Policy) -> Vec<Deviation> {
@@ -173,6 +276,109 @@ fn deviations(findings: Vec<Finding>, policy: Policy) -> Vec<Deviation> {
         .into_iter()
         .map(|f| Deviation::new(f.rule, policy, f.text))
         .collect()
+}
+
+/// Inbound `srv-dot`: a target that accepted dialback after a `db:verify`
+/// reached the peer's authoritative server found it through the A-record
+/// fallback (RFC 6120 §3.2.2), which the "." target rules out at SHOULD NOT
+/// level; without that `db:verify` it accepted what it never verified, and
+/// the oracle's own rule stands.
+fn srv_dot_fallback(p: &Pairing, obs: &Observation, outcome: Outcome) -> Option<Requirement> {
+    if p.dns != DnsVariant::SrvDot {
+        return None;
+    }
+    let fell_back = match p.direction {
+        Direction::Outbound => matches!(outcome, Outcome::Authenticated(_)),
+        Direction::Inbound => {
+            matches!(outcome, Outcome::Authenticated(m) if m.uses_dialback())
+                && obs
+                    .server_events
+                    .iter()
+                    .any(|e| matches!(e, ServerEvent::Verify { .. }))
+        }
+    };
+    fell_back.then(srv_dot_rule)
+}
+
+/// XEP-0368 §3 for every direct-TLS ClientHello the target sent: "Client or
+/// server MUST set SNI TLS extension to the JID's domain part"; "SHOULD set
+/// the ALPN ... extension"; "When ALPN is used, the ALPN protocol MUST be
+/// 'xmpp-server', where the SRV service is 'xmpps-server'".
+fn direct_tls_rules(domain: &str, obs: &Observation, out: &mut Vec<Finding>) {
+    for e in &obs.server_events {
+        let ServerEvent::DirectTls { sni, alpn, .. } = e else {
+            continue;
+        };
+        if !sni
+            .as_deref()
+            .is_some_and(|s| s.eq_ignore_ascii_case(domain))
+        {
+            out.push(Finding::new(
+                protocol(Keyword::Must, "XEP-0368 §3"),
+                format!(
+                    "direct TLS to {domain} with SNI {} (must be the domain)",
+                    sni.as_deref().unwrap_or("none")
+                ),
+            ));
+        }
+        if alpn.is_empty() {
+            out.push(Finding::new(
+                protocol(Keyword::Should, "XEP-0368 §3"),
+                "direct TLS without the ALPN extension",
+            ));
+        } else if !alpn.iter().any(|a| a == "xmpp-server") {
+            out.push(Finding::new(
+                protocol(Keyword::Must, "XEP-0368 §3"),
+                format!(
+                    "direct TLS to an xmpps-server record with ALPN {} (must be xmpp-server)",
+                    alpn.join(",")
+                ),
+            ));
+        }
+    }
+}
+
+/// `authoritative-unreachable`: the refusal itself is the oracle's; how it
+/// is told is XEP-0220 §2.5's: a dialback error rather than a stream error
+/// (SHOULD; silence is judged by [`silent_refusal`]), with one of the
+/// conditions its table gives for an unreachable authoritative server
+/// (guidance, advisory).
+fn unreachable_answer(r: &InitiatorReport, out: &mut Vec<Finding>) {
+    match &r.dialback {
+        Some(DialbackOutcome::Error { condition }) => {
+            let known = condition
+                .as_deref()
+                .is_some_and(|c| UNREACHABLE_CONDITIONS.contains(&c));
+            if !known {
+                out.push(Finding::new(
+                    unreachable_condition_rule(),
+                    format!(
+                        "the dialback error names {} where the authoritative server could not \
+                         be reached (the table gives {})",
+                        condition
+                            .as_deref()
+                            .map_or("no condition".to_string(), |c| format!("<{c}/>")),
+                        UNREACHABLE_CONDITIONS.join(", ")
+                    ),
+                ));
+            }
+        }
+        Some(DialbackOutcome::Invalid) => out.push(Finding::new(
+            unreachable_condition_rule(),
+            "the target answered type='invalid' although it could not reach the authoritative \
+             server to learn the key was wrong (a dialback error such as \
+             <remote-connection-failed/> says what happened)",
+        )),
+        Some(DialbackOutcome::NoAnswer) if r.stream_error.is_some() => out.push(Finding::new(
+            dialback_error_rule(),
+            format!(
+                "the target closed the stream with <{}/> instead of a dialback error \
+                 (db:result type='error')",
+                r.stream_error.as_deref().unwrap_or_default()
+            ),
+        )),
+        _ => {}
+    }
 }
 
 /// SPEC §4.3: a refusal must be observable. The peer stopped because the
@@ -258,6 +464,22 @@ fn classify(p: &Pairing, obs: &Observation) -> (Outcome, bool, Vec<String>) {
             if let Some(sasl) = &r.sasl {
                 facts.push(format!("SASL EXTERNAL: {sasl:?}"));
             }
+            if p.cert == CertVariant::ServerAuthOnly {
+                // SPEC §5: reported, not judged.
+                let offered = r
+                    .features_tls
+                    .as_ref()
+                    .is_some_and(|f| f.mechanisms.iter().any(|m| m == "EXTERNAL"));
+                facts.push(format!(
+                    "serverAuth-only certificate: EXTERNAL {}, SASL {}",
+                    if offered { "offered" } else { "not offered" },
+                    match &r.sasl {
+                        Some(crate::peer::SaslOutcome::Success) => "succeeded",
+                        Some(_) => "failed",
+                        None => "not attempted",
+                    }
+                ));
+            }
             if let Some(db) = &r.dialback {
                 facts.push(format!("dialback: {db:?}"));
             }
@@ -300,6 +522,11 @@ fn classify(p: &Pairing, obs: &Observation) -> (Outcome, bool, Vec<String>) {
                 .any(|e| matches!(e, ServerEvent::Tls { .. }));
             for e in &obs.server_events {
                 match e {
+                    ServerEvent::DirectTls { .. } => facts.push(
+                        "the target tried direct TLS on a port that speaks STARTTLS (the \
+                         xmpps-server record) and was closed"
+                            .into(),
+                    ),
                     ServerEvent::Authenticated { method, .. } => {
                         facts.push(format!("target authenticated with {}", method.title()))
                     }
@@ -386,7 +613,7 @@ fn inbound_invariants(p: &Pairing, r: &InitiatorReport, out: &mut Vec<Finding>) 
                 )
             };
             out.push(Finding::new(rule, text));
-        } else if !external && want_external {
+        } else if !external && want_external && p.cert != CertVariant::ServerAuthOnly {
             // "The receiving entity SHOULD offer the SASL EXTERNAL mechanism
             // if" the certificate is acceptable; a missing offer shows in the
             // outcome too, where the configuration decides.
@@ -609,6 +836,7 @@ pub fn judge_stranger(direction: Direction, obs: &Observation, policy: Policy) -
         },
         tls: false,
         facts,
+        initiating: initiating_of(obs),
     };
     Judgement::of(observed, deviations(findings, policy))
 }

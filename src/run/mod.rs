@@ -381,6 +381,7 @@ impl Harness {
             outcome: CaseOutcome::Configuration { refused: pass },
             tls: false,
             facts,
+            initiating: None,
         };
         let deviations = if pass {
             vec![]
@@ -546,6 +547,7 @@ impl Harness {
         obs.server_events = placed.server.events();
         placed.server.shutdown().await;
         self.forget_zone(&placed.zone, &x.domain);
+        obs.dns_queries = self.dns.take_queries(&x.domain);
         Ok(obs)
     }
 

@@ -1,7 +1,7 @@
 //! Where a case's peer server listens and how the mock DNS points at it, per
 //! DNS variant (SPEC §6).
 
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::atomic::{AtomicU32, Ordering};
 
 use crate::dns::{DEFAULT_S2S_PORT, Service, Zone};
@@ -58,7 +58,7 @@ pub async fn place(
                 .map_err(|e| e.to_string())?;
             (server, None)
         }
-        DnsVariant::SrvToDeadPort => {
+        DnsVariant::SrvToDeadPort | DnsVariant::AuthoritativeUnreachable => {
             let server = start(SocketAddr::new(loopback, 0))
                 .await
                 .map_err(|e| e.to_string())?;
@@ -75,6 +75,35 @@ pub async fn place(
             let zone = Zone::new(&domain)
                 .with_srv(Service::XmppServer, &domain, 10, 0, port, &domain)
                 .with_srv(Service::XmppServer, &domain, 20, 0, live, &domain)
+                .with_address(&domain, loopback);
+            (server, Some(zone))
+        }
+        DnsVariant::AaaaOnly => {
+            let v6 = IpAddr::V6(Ipv6Addr::LOCALHOST);
+            let server = start(SocketAddr::new(v6, 0))
+                .await
+                .map_err(|e| e.to_string())?;
+            let zone = Zone::xmpp_peer(&domain, v6, server.addr().port());
+            (server, Some(zone))
+        }
+        DnsVariant::SrvDot => {
+            // "." says no service; the A record on 5269 leads to the peer
+            // anyway, so a target that falls back (RFC 6120 §3.2.2) is seen.
+            let server = start_on_5269(start).await?;
+            let zone = Zone::service_unavailable(&domain).with_address(&domain, server.addr().ip());
+            (server, Some(zone))
+        }
+        DnsVariant::XmppsToStarttlsPort => {
+            // Both services lead to the one STARTTLS listener; `xmpps` sorts
+            // first, so a direct-TLS target meets a plaintext port first and
+            // must go on with `_xmpp-server` (RFC 6120 §3.2.1 step 7).
+            let server = start(SocketAddr::new(loopback, 0))
+                .await
+                .map_err(|e| e.to_string())?;
+            let port = server.addr().port();
+            let zone = Zone::new(&domain)
+                .with_srv(Service::XmppsServer, &domain, 0, 0, port, &domain)
+                .with_srv(Service::XmppServer, &domain, 10, 0, port, &domain)
                 .with_address(&domain, loopback);
             (server, Some(zone))
         }

@@ -177,6 +177,7 @@ fn judge_script(script: &Script, tls: bool, played: Vec<(usize, Played)>) -> Par
         outcome,
         tls,
         facts,
+        initiating: None,
     };
     (
         verdict,

@@ -175,7 +175,7 @@ fn expand_family(f: &Family, out: &mut Vec<Case>) -> Result<(), String> {
             let peers = peers_for(f, target).map_err(|e| format!("family {}: {e}", f.name))?;
             for &peer in &peers {
                 for &cert in &certs {
-                    for &dns in &dns {
+                    for &dns in dns.iter().filter(|d| d.applies_to(direction)) {
                         let pairing = Pairing {
                             target,
                             peer,

@@ -435,9 +435,21 @@ impl PeerServer {
         profile: Profile,
         authoritative: Option<SocketAddr>,
     ) -> PeerServer {
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        Self::start_on(dns, domain, profile, authoritative, SocketAddr::new(LO, 0)).await
+    }
+
+    /// [`PeerServer::start`] on `bind` (e.g. `[::1]:0`); the SRV record
+    /// leads to its address and port.
+    pub async fn start_on(
+        dns: &MockDns,
+        domain: &str,
+        profile: Profile,
+        authoritative: Option<SocketAddr>,
+        bind: SocketAddr,
+    ) -> PeerServer {
+        let listener = TcpListener::bind(bind).await.expect("bind");
         let addr = listener.local_addr().unwrap();
-        dns.upsert_zone(Zone::xmpp_peer(domain, LO, addr.port()))
+        dns.upsert_zone(Zone::xmpp_peer(domain, addr.ip(), addr.port()))
             .expect("zone");
         let transcript = Transcript::new();
         let (tx, rx) = mpsc::unbounded_channel();

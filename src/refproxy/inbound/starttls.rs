@@ -14,8 +14,13 @@ impl Inbound {
         let Some(cert) = self.shared.cert_for(&self.local) else {
             return self.refuse_starttls().await;
         };
+        let purpose = if policy::refuses_client_cert_without_client_auth(self.faults()) {
+            tls::ClientPurpose::Required
+        } else {
+            tls::ClientPurpose::Recorded
+        };
         let Ok((config, recorder)) =
-            tls::server_config(&self.shared.trust, &cert, Transport::StartTls)
+            tls::server_config_for(&self.shared.trust, &cert, Transport::StartTls, purpose)
         else {
             return self.refuse_starttls().await;
         };

@@ -146,6 +146,7 @@ impl Html<'_> {
         self.grids();
         self.variant_section("certificates", "Certificates", true);
         self.variant_section("dns", "DNS", false);
+        self.initiating();
         self.list_section(
             "strangers",
             "Strangers",
@@ -173,6 +174,29 @@ impl Html<'_> {
             self.out,
             "</main>\n<script>{SCRIPT}</script>\n</body></html>\n"
         );
+    }
+
+    /// Facts about the target's own connections (see `report::initiating`).
+    fn initiating(&mut self) {
+        let lines = super::super::initiating::summary(self.report);
+        if lines.is_empty() {
+            return;
+        }
+        self.w(
+            "<section id=\"initiating\">\n<h2>How this target behaves as initiating server</h2>\n\
+             <p>What the peers' servers and the mock DNS saw of the connections the target opened \
+             (outbound streams and dialback verification), over all cases; facts, judged only in \
+             the cases themselves.</p>\n<table>\n",
+        );
+        for l in lines {
+            let _ = writeln!(
+                self.out,
+                "<tr><th>{}</th><td>{}</td></tr>",
+                text(l.label),
+                text(&l.text)
+            );
+        }
+        self.w("</table>\n</section>\n");
     }
 
     fn header(&mut self) {

@@ -37,6 +37,7 @@ pub fn markdown_string(report: &Report) -> String {
         true,
     );
     variant_section(&mut out, report, &layout, &layout.dns, "DNS", false);
+    initiating_section(&mut out, report);
     list_section(
         &mut out,
         report,
@@ -69,6 +70,26 @@ pub fn markdown_string(report: &Report) -> String {
 }
 
 /// The colour of a verdict.
+/// Facts about the target's own connections (SPEC §4.2): SNI, TLS, headers,
+/// DNS lookups, connections per case.
+fn initiating_section(out: &mut String, report: &Report) {
+    let lines = super::super::initiating::summary(report);
+    if lines.is_empty() {
+        return;
+    }
+    out.push_str(
+        "## How this target behaves as initiating server
+
+What the peers' servers and the \
+         mock DNS saw of the connections the target opened (outbound streams and dialback \
+         verification), over all cases; facts, judged only in the cases themselves.\n\n| | |\n|---|---|\n",
+    );
+    for l in lines {
+        let _ = writeln!(out, "| {} | {} |", md(l.label), md(&l.text));
+    }
+    out.push('\n');
+}
+
 fn mark(v: Verdict) -> &'static str {
     match v {
         Verdict::Pass => "🟩",
