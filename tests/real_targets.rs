@@ -12,8 +12,8 @@ use s2spec::partner::{Negotiation, negotiation_is_valid};
 use s2spec::report::{CaseResult, Verdict};
 use s2spec::requirement::{Severity, SourceKind};
 use s2spec::run::Options;
+use s2spec::run::managed::{ManagedOptions, run_managed};
 use s2spec::scenario::{Case, CaseKind, expand, load_matrix};
-use s2spec::target::managed::{ManagedOptions, run_managed};
 use s2spec::target::profile::{Decision, Group, Profile, decide, express, needs_local_users};
 
 fn profile(name: &str) -> Profile {
