@@ -271,13 +271,14 @@ impl ManagedServer {
         for (name, text) in &profile.files {
             write(name, &render_to(&format!("files.{name}"), text)?)?;
         }
-        // The older single-brace spellings, then every template value.
+        // Every template value, then the older single-brace spellings.
         let subst = |place: &str, a: &str| {
+            let a = render_to(place, a)?;
             let a = match &config_file {
                 Some(c) => a.replace("{config}", &path_str(c)),
-                None => a.to_string(),
+                None => a,
             };
-            render_to(place, &a.replace("{run_dir}", &path_str(&run_dir)))
+            Ok::<_, StartError>(a.replace("{run_dir}", &path_str(&run_dir)))
         };
         for process in &profile.processes {
             let args = process
