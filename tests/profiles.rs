@@ -12,13 +12,6 @@ use s2spec::partner::Negotiation;
 use s2spec::target::managed::{ManagedServer, Setup, StartError};
 use s2spec::target::profile::{Profile, express};
 
-fn two_listeners() -> Profile {
-    Profile::load(
-        &Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/targets/test/two-listeners.toml"),
-    )
-    .unwrap()
-}
-
 fn setup<'a>(partners: &'a [String]) -> Setup<'a> {
     Setup {
         domain: "target.test",
