@@ -14,6 +14,7 @@ use super::{Harness, LOOPBACK_ANY_PORT, Options, TARGET_DOMAIN, case_dns, lost_c
 use crate::oracle::{Policy, expect};
 use crate::pki::{CertVariant, KeyType, Pki};
 use crate::report::{CaseResult, Verdict};
+use crate::scenario::script::Need;
 use crate::scenario::{Case, CaseKind};
 use crate::target::managed::{ManagedServer, Setup};
 use crate::target::profile::{
@@ -106,6 +107,18 @@ pub fn plan(profile: &Profile, cases: &[Case], policy: Policy) -> Plan {
     let mut out = Plan::default();
     let mut flexible = Vec::new();
     for case in cases {
+        if let CaseKind::Script(s) = &case.kind
+            && s.needs.contains(&Need::LocalUsers)
+            && profile.accounts.is_none()
+        {
+            let why = format!(
+                "the scenario needs local-users (its `needs`): the profile of {} lists no \
+                 `[accounts]`",
+                profile.name
+            );
+            out.not_applicable.push((case.clone(), why));
+            continue;
+        }
         match candidates(caps, case, policy) {
             Err(reason) => out.not_applicable.push((case.clone(), reason)),
             Ok(groups) if groups.len() == 1 => {

@@ -15,7 +15,7 @@ use crate::oracle::{
     Direction, DnsVariant, Pairing, Policy, certificate_defect, optional_identity,
 };
 use crate::partner::{Method, Negotiation, PartnerType, Setting, methods};
-use crate::scenario::script::{Action, Script};
+use crate::scenario::script::{Action, Need, Script};
 use crate::scenario::{Case, CaseKind};
 
 /// A managed target's profile, resolved from its TOML file.
@@ -1007,6 +1007,25 @@ fn script_candidates(
     policy: Policy,
 ) -> Result<Vec<Group>, String> {
     let na = Err;
+    // What the scenario states it needs, before what its contents imply.
+    for need in &script.needs {
+        let lacking = match need {
+            // The profile's `[accounts]`: checked where the profile is known
+            // (`run::managed::plan`), and at the instance's login.
+            Need::LocalUsers => None,
+            Need::PartnerAllowlist => (caps.partner_allowlist.scope == Scope::None)
+                .then(|| caps.partner_allowlist.why_not("a partner allowlist")),
+            Need::ProxyFqdn => (caps.proxy_fqdn.scope == Scope::None)
+                .then(|| caps.proxy_fqdn.why_not("a proxy FQDN")),
+            Need::PartnerTypes => Some("the server has no partner types (SPEC §7)".to_string()),
+        };
+        if let Some(why) = lacking {
+            return na(format!(
+                "the scenario needs {} (its `needs`): {why}",
+                need.as_str()
+            ));
+        }
+    }
     let Some(partner) = &script.partner else {
         return stranger(caps, script.peer.negotiation, policy);
     };
@@ -1111,9 +1130,11 @@ const PARTNER_TYPE_TAG: &str = "partner-type";
 /// Whether a scenario addresses the target's local users (delivery checks,
 /// stanzas to `user@{target}`): a managed target then logs its users in.
 pub fn needs_local_users(script: &Script) -> bool {
-    script.steps.iter().any(|step| {
-        matches!(step.action, Action::ExpectDelivery { .. }) || step.source.contains("@{target}")
-    })
+    script.needs.contains(&Need::LocalUsers)
+        || script.steps.iter().any(|step| {
+            matches!(step.action, Action::ExpectDelivery { .. })
+                || step.source.contains("@{target}")
+        })
 }
 
 #[cfg(test)]
@@ -1555,6 +1576,65 @@ mod tests {
         };
         let entry = s.partner_entry("target.test", None).unwrap();
         assert!(entry.contains("sasl = \"not-supported\""), "{entry}");
+    }
+
+    /// A scenario's stated `needs` decide before its partner configuration:
+    /// a partner allowlist runs on ejabberd (which has one) and is
+    /// not-applicable on Prosody with the profile's reason.
+    #[test]
+    fn stated_needs_are_checked_against_the_capability_map() {
+        let text = |needs: &str| {
+            format!(
+                "id = \"rfc6120/4.1/needs-test\"\ntitle = \"t\"\nrefs = [\"RFC 6120 §4.1\"]\n\
+                 level = \"MUST\"\nneeds = [{needs}]\n\n[partner]\ntype = \"federated\"\n\
+                 tls = \"optional\"\nsasl = \"optional\"\ndialback = true\n\n[[step]]\nconnect = true\n"
+            )
+        };
+        let case = |needs: &str| {
+            crate::scenario::script_case(
+                crate::scenario::script::parse_script(&text(needs), "x.toml").unwrap(),
+            )
+        };
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/targets");
+        let prosody = Profile::named(&dir, "prosody").unwrap().capabilities;
+        let ejabberd = Profile::named(&dir, "ejabberd").unwrap().capabilities;
+        let allowlist = case("\"partner-allowlist\"");
+        match decide(&prosody, &allowlist, Policy::Lync) {
+            Decision::NotApplicable(r) => {
+                assert!(
+                    r.starts_with(
+                        "the scenario needs partner-allowlist (its `needs`): Prosody 0.12 federates"
+                    ),
+                    "{r}"
+                )
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(matches!(
+            decide(&ejabberd, &allowlist, Policy::Lync),
+            Decision::Run(_)
+        ));
+        assert!(matches!(
+            decide(&prosody, &case(""), Policy::Lync),
+            Decision::Run(_)
+        ));
+        let types = case("\"partner-types\"");
+        assert!(matches!(
+            decide(&ejabberd, &types, Policy::Lync),
+            Decision::NotApplicable(_)
+        ));
+        // Stated local users make the instance log its users in.
+        let CaseKind::Script(s) = &case("\"local-users\"").kind else {
+            panic!("a script")
+        };
+        assert!(needs_local_users(s));
+        // An unknown need is an error at its line.
+        let e =
+            crate::scenario::script::parse_script(&text("\"telepathy\""), "x.toml").unwrap_err();
+        assert!(
+            e.to_string().starts_with("x.toml:5:") && e.to_string().contains("telepathy"),
+            "{e}"
+        );
     }
 
     #[test]
