@@ -206,7 +206,8 @@ async fn a_missing_server_says_how_to_install_it() {
         |_| {},
     )
     .await
-    .unwrap_err();
+    .unwrap_err()
+    .to_string();
     assert!(err.contains("is not installed"), "{err}");
     assert!(err.contains("scripts/install-targets.sh prosody"), "{err}");
 }

@@ -83,6 +83,9 @@ pub struct RunOutcome {
 /// Why a run could not be carried out. The texts are the command's messages.
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
+    /// A managed server is not installed, or needs privileges this process lacks.
+    #[error("{0}")]
+    Unavailable(String),
     /// Starting the target or its services failed.
     #[error("{0}")]
     Harness(String),
@@ -192,9 +195,7 @@ async fn play(
             if let Some(dir) = &managed.keep_logs {
                 let _ = std::fs::remove_dir_all(dir);
             }
-            return run_managed(profile, plan.cases.clone(), options, managed, done)
-                .await
-                .map_err(RunError::Harness);
+            return run_managed(profile, plan.cases.clone(), options, managed, done).await;
         }
         TargetSpec::Reference => Harness::start_reference(&plan.all, options)
             .await

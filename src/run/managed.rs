@@ -39,9 +39,9 @@ pub async fn run_managed(
     options: Options,
     managed: ManagedOptions,
     done: impl Fn(&CaseResult) + Send + Sync + Clone + 'static,
-) -> Result<Vec<CaseResult>, String> {
+) -> Result<Vec<CaseResult>, super::execute::RunError> {
     if let Some(why) = profile.unavailable() {
-        return Err(why);
+        return Err(super::execute::RunError::Unavailable(why));
     }
     let plan = plan(profile, &cases, options.policy);
     let mut results = Vec::new();
