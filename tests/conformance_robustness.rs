@@ -70,7 +70,7 @@ fn assert_failed_in_time(results: &[CaseResult], took: Duration) {
     // OO1 against a conformant target succeeds with every peer that admits a
     // method; against this one those cases fail (not error), the rest pass.
     let success_expected =
-        |r: &CaseResult| r.expected.as_ref().is_some_and(|e| e.outcome != "refused");
+        |r: &CaseResult| r.expected.as_ref().is_some_and(|e| !e.outcome.is_refused());
     let failed = results
         .iter()
         .filter(|r| r.verdict == Verdict::Fail)

@@ -54,7 +54,7 @@ fn case(id: &str, family: &str, verdict: Verdict, messages: &[&str]) -> CaseResu
         description: format!("case {id}"),
         verdict,
         expected: Some(Expected {
-            outcome: "SASL over TLS".into(),
+            outcome: "SASL over TLS".parse().unwrap(),
             tls: true,
             rationale: RATIONALE.into(),
             refs: vec!["RFC 6120 §6.4".into(), "XEP-0178 §3".into()],
@@ -62,7 +62,7 @@ fn case(id: &str, family: &str, verdict: Verdict, messages: &[&str]) -> CaseResu
             alternatives: Vec::new(),
         }),
         observed: Some(Observed {
-            outcome: "TCP Dialback".into(),
+            outcome: "TCP Dialback".parse().unwrap(),
             tls: false,
             facts: vec!["no <starttls/> offered".into()],
         }),

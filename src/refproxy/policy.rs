@@ -78,6 +78,50 @@ pub fn route_unauthenticated(faults: &Faults) -> bool {
     faults.has(Fault::RouteBeforeAuth)
 }
 
+/// Whether a stream header's `version` is served: 1.0 only (RFC 6120
+/// §4.7.5), unless `echo-stream-version` answers any.
+pub fn serves_version(version: Option<&str>, faults: &Faults) -> bool {
+    version == Some("1.0") || faults.has(Fault::EchoStreamVersion)
+}
+
+/// The `version` of the receiving side's answering header: 1.0, the lower
+/// of the peer's and ours (RFC 6120 §4.7.5); `echo-stream-version` repeats
+/// the peer's instead.
+pub fn answer_version(peer: Option<&str>, faults: &Faults) -> Option<String> {
+    if faults.has(Fault::EchoStreamVersion) {
+        peer.map(str::to_string)
+    } else {
+        Some("1.0".to_string())
+    }
+}
+
+/// Whether bytes pipelined after `<starttls/>` are fed into the TLS session
+/// (`process-pipelined-starttls`) instead of discarded (RFC 6120 §5.4.3.3).
+pub fn replays_pipelined_bytes(faults: &Faults) -> bool {
+    faults.has(Fault::ProcessPipelinedStarttls)
+}
+
+/// Whether SASL EXTERNAL succeeds on an offered stream: only with a
+/// certificate that authenticates the stream's `from` (XEP-0178 §3).
+pub fn external_succeeds(state: InboundState, faults: &Faults) -> bool {
+    state.cert_matches_from
+        || faults.has(Fault::AcceptInvalidCert)
+        || (!state.tls && faults.has(Fault::OfferExternalBeforeTls))
+}
+
+/// Whether a `db:result` key is checked with the authoritative server
+/// (XEP-0220 §2.1.2) rather than taken as valid (`skip-dialback-verify`).
+pub fn asks_authoritative(faults: &Faults) -> bool {
+    !faults.has(Fault::SkipDialbackVerify)
+}
+
+/// Whether a stanza's `from` domain may use this stream: one authenticated
+/// on it (RFC 6120 §8.1.2.1). `unauthenticated` streams only get this far
+/// with `route-before-auth`, whose deviation it is.
+pub fn from_accepted(from_authenticated: bool, unauthenticated: bool, faults: &Faults) -> bool {
+    from_authenticated || unauthenticated || faults.has(Fault::NoFromCheck)
+}
+
 /// The partner configuration that governs a remote domain; `None` refuses it.
 /// With `accept-unknown-domain`, strangers get a permissive stand-in.
 pub fn partner_for<'a>(
@@ -177,6 +221,51 @@ mod tests {
         tls: true,
         cert_matches_from: true,
     };
+
+    #[test]
+    fn only_version_1_0_is_served_and_answered() {
+        let none = Faults::none();
+        assert!(serves_version(Some("1.0"), &none));
+        assert!(!serves_version(Some("2.0"), &none));
+        assert!(!serves_version(None, &none));
+        assert_eq!(answer_version(Some("2.0"), &none).as_deref(), Some("1.0"));
+        let echo: Faults = [Fault::EchoStreamVersion].into_iter().collect();
+        assert!(serves_version(Some("2.0"), &echo));
+        assert_eq!(answer_version(Some("2.0"), &echo).as_deref(), Some("2.0"));
+        assert_eq!(answer_version(None, &echo), None);
+    }
+
+    #[test]
+    fn external_needs_a_matching_certificate_unless_a_fault_waives_it() {
+        let none = Faults::none();
+        let tls_bad = InboundState {
+            tls: true,
+            cert_matches_from: false,
+        };
+        assert!(external_succeeds(TLS_GOOD_CERT, &none));
+        assert!(!external_succeeds(tls_bad, &none));
+        assert!(!external_succeeds(CLEAR, &none));
+        let lax: Faults = [Fault::AcceptInvalidCert].into_iter().collect();
+        assert!(external_succeeds(tls_bad, &lax));
+        let early: Faults = [Fault::OfferExternalBeforeTls].into_iter().collect();
+        assert!(external_succeeds(CLEAR, &early));
+        assert!(!external_succeeds(tls_bad, &early));
+    }
+
+    #[test]
+    fn stream_decisions_follow_their_one_fault() {
+        let none = Faults::none();
+        assert!(!replays_pipelined_bytes(&none));
+        assert!(asks_authoritative(&none));
+        assert!(from_accepted(true, false, &none));
+        assert!(!from_accepted(false, false, &none));
+        let one = |f| -> Faults { [f].into_iter().collect() };
+        assert!(replays_pipelined_bytes(&one(
+            Fault::ProcessPipelinedStarttls
+        )));
+        assert!(!asks_authoritative(&one(Fault::SkipDialbackVerify)));
+        assert!(from_accepted(false, false, &one(Fault::NoFromCheck)));
+    }
 
     #[test]
     fn starttls_is_offered_unless_not_supported_and_required_is_marked() {

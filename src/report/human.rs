@@ -13,9 +13,9 @@
 use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};
 
-use super::{CaseResult, Report, Verdict};
-use crate::oracle::{CertVariant, Direction, DnsVariant};
-use crate::partner::{Negotiation, methods};
+use super::{CaseOutcome, CaseResult, Report, Verdict};
+use crate::oracle::{CertVariant, Direction, DnsVariant, Outcome};
+use crate::partner::{Method, Negotiation, methods};
 
 mod html;
 mod markdown;
@@ -42,20 +42,23 @@ pub fn case_anchor(id: &str) -> String {
 }
 
 /// The short form of an outcome used in grid cells.
-pub(crate) fn short_outcome(outcome: &str) -> Cow<'_, str> {
+pub(crate) fn short_outcome(outcome: &CaseOutcome) -> Cow<'static, str> {
     match outcome {
-        "SASL over TLS" => "SASL".into(),
-        "TLS Dialback" => "TLS-DB".into(),
-        "TCP Dialback" => "TCP-DB".into(),
-        "refused" => "—".into(),
-        "configuration refused" => "refused".into(),
-        // An outcome the vocabulary does not know: show it, but keep a cell
-        // from growing without bound.
-        other if other.chars().count() > 16 => {
-            let cut: String = other.chars().take(15).collect();
-            format!("{cut}…").into()
+        CaseOutcome::Stream(Outcome::Authenticated(Method::SaslOverTls)) => "SASL".into(),
+        CaseOutcome::Stream(Outcome::Authenticated(Method::TlsDialback)) => "TLS-DB".into(),
+        CaseOutcome::Stream(Outcome::Authenticated(Method::TcpDialback)) => "TCP-DB".into(),
+        CaseOutcome::Stream(Outcome::Refused) => "—".into(),
+        CaseOutcome::Configuration { refused: true } => "refused".into(),
+        // A long list of unmet steps: keep a cell from growing without bound.
+        other => {
+            let text = other.to_string();
+            if text.chars().count() > 16 {
+                let cut: String = text.chars().take(15).collect();
+                format!("{cut}…").into()
+            } else {
+                text.into()
+            }
         }
-        other => other.into(),
     }
 }
 

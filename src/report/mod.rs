@@ -10,6 +10,7 @@ mod baseline;
 mod human;
 mod json;
 mod junit;
+mod outcome;
 mod snapshot;
 mod table;
 
@@ -19,6 +20,7 @@ pub use json::{json_bytes, read_json, write_json};
 pub use junit::{
     TRANSCRIPT_TAIL, group_of, junit_report, junit_string, transcript_line, write_junit,
 };
+pub use outcome::{CaseOutcome, UnknownOutcome};
 pub use snapshot::{snapshot_name, snapshot_text};
 pub use table::{MAX_FAILING_SHOWN, summary_table, summary_table_with};
 
@@ -68,9 +70,10 @@ impl std::fmt::Display for Verdict {
 /// What the oracle said must happen.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Expected {
-    /// `SASL over TLS`, `TLS Dialback`, `TCP Dialback` or `refused`; for a
-    /// configuration case, `configuration refused`.
-    pub outcome: String,
+    /// In `report.json` the phrase: `SASL over TLS`, `TLS Dialback`, `TCP
+    /// Dialback` or `refused`; `configuration refused` for a configuration
+    /// case, `every step met` for a scenario.
+    pub outcome: CaseOutcome,
     pub tls: bool,
     pub rationale: String,
     pub refs: Vec<String>,
@@ -85,7 +88,7 @@ pub struct Expected {
 /// What the harness saw, classified from the transcript.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Observed {
-    pub outcome: String,
+    pub outcome: CaseOutcome,
     pub tls: bool,
     /// Short facts that decided the classification, e.g. `echo received`.
     pub facts: Vec<String>,

@@ -7,7 +7,7 @@ use crate::oracle::{
 };
 use crate::partner::{Method, Setting, methods};
 use crate::peer::{FeaturesSeen, InitiatorReport, ServerEvent, Stage, StepFailure, ViolationKind};
-use crate::report::{Expected, Observed, Verdict};
+use crate::report::{CaseOutcome, Expected, Observed, Verdict};
 use crate::requirement::{Deviation, Keyword, Requirement, Severity, worst};
 
 use super::Parts;
@@ -93,7 +93,7 @@ fn configuration(reference: &str) -> Requirement {
 
 pub fn expected_of(e: &Expectation) -> Expected {
     Expected {
-        outcome: e.outcome.to_string(),
+        outcome: e.outcome.into(),
         tls: e.tls,
         rationale: e.rationale.clone(),
         refs: e.refs.clone(),
@@ -161,7 +161,7 @@ pub fn judge(p: &Pairing, expectation: &Expectation, obs: &Observation) -> Judge
     }
     let (outcome, tls, facts) = observed;
     let observed = Observed {
-        outcome: outcome.to_string(),
+        outcome: outcome.into(),
         tls,
         facts,
     };
@@ -556,7 +556,7 @@ pub fn stranger_expected() -> Expected {
     Expected {
         source: Some(configuration("SPEC §2")),
         alternatives: Vec::new(),
-        outcome: Outcome::Refused.to_string(),
+        outcome: CaseOutcome::REFUSED,
         tls: false,
         rationale: "A domain that matches no partner configuration is not a partner: streams \
                     from or to it are refused."
@@ -603,9 +603,9 @@ pub fn judge_stranger(direction: Direction, obs: &Observation, policy: Policy) -
     let refused = findings.is_empty();
     let observed = Observed {
         outcome: if refused {
-            "refused".into()
+            CaseOutcome::REFUSED
         } else {
-            "accepted".into()
+            CaseOutcome::StrangerAccepted
         },
         tls: false,
         facts,

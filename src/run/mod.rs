@@ -22,7 +22,7 @@ use crate::partner::{Negotiation, load_str};
 use crate::peer::{PeerEnv, PeerProfile, ServerEvent, TargetInfo, initiate};
 use crate::pki::{CertVariant, KeyType, Pki};
 use crate::refproxy::{self, Faults, ProxyEvent, RefProxy};
-use crate::report::{CaseResult, Expected, Observed, Verdict};
+use crate::report::{CaseOutcome, CaseResult, Expected, Observed, Verdict};
 use crate::requirement::{Deviation, Requirement};
 use crate::scenario::{CASE_ZONE, Case, CaseKind, peer_domain, stranger_domain};
 use crate::stream::Transcript;
@@ -221,7 +221,7 @@ impl Harness {
     /// The target must refuse an invalid configuration (SPEC §3).
     fn config_case(&self, n: Negotiation) -> Parts {
         let expected = Expected {
-            outcome: "configuration refused".into(),
+            outcome: CaseOutcome::Configuration { refused: true },
             tls: false,
             rationale: format!(
                 "tls = {}, sasl = {}, dialback = {} carries a validation error, so the target must \
@@ -237,11 +237,8 @@ impl Harness {
              type = \"federated\"\ntls = \"{}\"\nsasl = \"{}\"\ndialback = {}\n",
             self.target_domain, n.tls, n.sasl, n.dialback
         );
-        let (outcome, facts) = match load_str(&text, "<config case>") {
-            Err(d) => (
-                "configuration refused",
-                vec![format!("rejected at load: {}", d.len())],
-            ),
+        let outcome = match load_str(&text, "<config case>") {
+            Err(d) => (true, vec![format!("rejected at load: {}", d.len())]),
             Ok(loaded) => match self.target.check_config(&loaded) {
                 Err(reason) => {
                     return (
@@ -252,16 +249,13 @@ impl Harness {
                         vec![],
                     );
                 }
-                Ok(Err(codes)) => (
-                    "configuration refused",
-                    vec![format!("rejected with {}", codes.join(", "))],
-                ),
-                Ok(Ok(())) => ("configuration accepted", vec![]),
+                Ok(Err(codes)) => (true, vec![format!("rejected with {}", codes.join(", "))]),
+                Ok(Ok(())) => (false, vec![]),
             },
         };
-        let pass = outcome == "configuration refused";
+        let (pass, facts) = outcome;
         let observed = Observed {
-            outcome: outcome.into(),
+            outcome: CaseOutcome::Configuration { refused: pass },
             tls: false,
             facts,
         };

@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use crate::report::{Expected, Observed, Verdict};
+use crate::report::{CaseOutcome, Expected, Observed, Verdict};
 use crate::requirement::{Deviation, Severity, worst};
 use crate::scenario::script::{Action, Level, Script, Step};
 use crate::stream::Transcript;
@@ -115,7 +115,7 @@ fn opens_connection(step: &Step) -> bool {
 /// The verdict and report parts of a played scenario. Pure.
 fn judge_script(script: &Script, tls: bool, played: Vec<(usize, Played)>) -> Parts {
     let expected = Expected {
-        outcome: "every step met".into(),
+        outcome: CaseOutcome::Steps { unmet: Vec::new() },
         tls,
         rationale: format!(
             "{} ({} {})",
@@ -136,7 +136,7 @@ fn judge_script(script: &Script, tls: bool, played: Vec<(usize, Played)>) -> Par
             Played::Met(fact) => facts.push(format!("step {n}: {fact}")),
             Played::Unmet(d) => {
                 facts.push(format!("step {n} not met ({})", d.severity));
-                unmet.push(format!("step {n}"));
+                unmet.push(n);
                 deviations.push(d);
             }
             Played::Skipped(why) => {
@@ -154,11 +154,7 @@ fn judge_script(script: &Script, tls: bool, played: Vec<(usize, Played)>) -> Par
         }
         Some(Severity::Info) | None => Verdict::Pass,
     };
-    let outcome = if unmet.is_empty() {
-        "every step met".to_string()
-    } else {
-        format!("{} not met", unmet.join(", "))
-    };
+    let outcome = CaseOutcome::Steps { unmet };
     let mut messages: Vec<String> = deviations.iter().map(Deviation::message).collect();
     messages.extend(skipped);
     let observed = Observed {
@@ -226,7 +222,7 @@ connect = true
             "{m:?}"
         );
         assert!(m[2].contains("skipped"));
-        assert_eq!(o.unwrap().outcome, "step 2, step 3 not met");
+        assert_eq!(o.unwrap().outcome.to_string(), "step 2, step 3 not met");
         let (v, ..) = judge_script(&s, false, vec![(1, unmet(Keyword::Should))]);
         assert_eq!(v, Verdict::NonStrict);
     }

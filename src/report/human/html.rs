@@ -382,8 +382,14 @@ impl Html<'_> {
         );
         for &i in cases {
             let c = &report.cases[i];
-            let expected = c.expected.as_ref().map_or("—", |e| e.outcome.as_str());
-            let observed = c.observed.as_ref().map_or("—", |o| o.outcome.as_str());
+            let expected = c
+                .expected
+                .as_ref()
+                .map_or("—".to_string(), |e| e.outcome.to_string());
+            let observed = c
+                .observed
+                .as_ref()
+                .map_or("—".to_string(), |o| o.outcome.to_string());
             let _ = writeln!(
                 self.out,
                 "<tr><td><a href=\"#{}\"><code>{}</code></a></td>\
@@ -392,8 +398,8 @@ impl Html<'_> {
                 text(&c.id),
                 vclass(c.verdict),
                 c.verdict.as_str(),
-                text(expected),
-                text(observed),
+                text(&expected),
+                text(&observed),
                 text(&c.description)
             );
         }
@@ -515,7 +521,7 @@ impl Html<'_> {
                 let _ = write!(
                     self.out,
                     "<tr><th>expected</th><td>{}</td><td>{}</td></tr>",
-                    text(&e.outcome),
+                    text(&e.outcome.to_string()),
                     tls_word(e.tls)
                 );
             }
@@ -526,7 +532,7 @@ impl Html<'_> {
                 let _ = write!(
                     self.out,
                     "<tr><th>observed</th><td>{}</td><td>{}</td></tr>",
-                    text(&o.outcome),
+                    text(&o.outcome.to_string()),
                     tls_word(o.tls)
                 );
             }

@@ -264,8 +264,14 @@ fn case_table(out: &mut String, report: &Report, layout: &Layout, cases: &[usize
             "| {id} | {} {} | {} | {} | {} |",
             mark(c.verdict),
             c.verdict.as_str(),
-            md(c.expected.as_ref().map_or("—", |e| e.outcome.as_str())),
-            md(c.observed.as_ref().map_or("—", |o| o.outcome.as_str())),
+            md(&c
+                .expected
+                .as_ref()
+                .map_or("—".to_string(), |e| e.outcome.to_string())),
+            md(&c
+                .observed
+                .as_ref()
+                .map_or("—".to_string(), |o| o.outcome.to_string())),
             md(&c.description)
         );
     }
@@ -354,7 +360,7 @@ fn problem(out: &mut String, c: &CaseResult, anchor: &str, no_transcript: &str) 
             let _ = writeln!(
                 out,
                 "- **Expected:** {} ({})",
-                md(&e.outcome),
+                md(&e.outcome.to_string()),
                 tls_word(e.tls)
             );
             if !e.rationale.is_empty() {
@@ -382,7 +388,7 @@ fn problem(out: &mut String, c: &CaseResult, anchor: &str, no_transcript: &str) 
             let _ = writeln!(
                 out,
                 "- **Observed:** {} ({})",
-                md(&o.outcome),
+                md(&o.outcome.to_string()),
                 tls_word(o.tls)
             );
             for f in &o.facts {
