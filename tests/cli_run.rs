@@ -398,3 +398,36 @@ fn a_copied_profile_runs_by_its_path_under_its_own_name() {
     assert!(err.contains("no target profile `my-prosody`"), "{err}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// `targets` lists the built-in targets and each profile; one that does not
+/// load is named at its file and line, with the key (exit 2).
+#[test]
+fn targets_lists_profiles_and_names_a_broken_one_at_its_line() {
+    let dir = temp_dir("targets");
+    std::fs::create_dir_all(&dir).unwrap();
+    let shipped = std::fs::read_to_string("fixtures/targets/test/two-listeners.toml").unwrap();
+    std::fs::write(dir.join("good.toml"), &shipped).unwrap();
+    let broken = shipped.replace(
+        "program = \"python3\"",
+        "program = \"python3\"\nprogramme = 1",
+    );
+    let line = 1 + broken
+        .lines()
+        .position(|l| l.starts_with("programme"))
+        .unwrap();
+    std::fs::write(dir.join("broken.toml"), broken).unwrap();
+    let out = run(&["targets", "--profiles", dir.to_str().unwrap()]);
+    let (text, err) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert_eq!(out.status.code(), Some(2), "{text}{err}");
+    assert!(
+        text.starts_with("reference ") && text.contains("\nexternal "),
+        "{text}"
+    );
+    assert!(text.contains("\ngood "), "{text}");
+    let at = format!("{}:{line}: ", dir.join("broken.toml").display());
+    assert!(err.contains(&at) && err.contains("programme"), "{err}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
