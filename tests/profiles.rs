@@ -59,9 +59,18 @@ fn gone(pid: u32) -> bool {
     std::fs::read_to_string(format!("/proc/{pid}/stat")).is_err()
 }
 
+/// A scratch directory removed when dropped, also when a test fails.
+struct Scratch(PathBuf);
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
 /// The tests here share one profile name; each gets its own copy so that
 /// the leftover checks see only their own instances.
-fn copy_as(name: &str, edit: impl Fn(String) -> String) -> (PathBuf, Profile) {
+fn copy_as(name: &str, edit: impl Fn(String) -> String) -> (Scratch, Profile) {
     let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/targets/test");
     let dir = std::env::temp_dir().join(format!(
         "s2spec-profiles-test-{name}-{}",
@@ -77,9 +86,10 @@ fn copy_as(name: &str, edit: impl Fn(String) -> String) -> (PathBuf, Profile) {
     let text = edit(std::fs::read_to_string(src.join("two-listeners.toml")).unwrap());
     let path = dir.join(format!("{name}.toml"));
     std::fs::write(&path, text).unwrap();
+    let scratch = Scratch(dir);
     let profile = Profile::load(&path).unwrap();
     assert_eq!(profile.name, name, "a profile is named after its file");
-    (dir, profile)
+    (scratch, profile)
 }
 
 fn group(profile: &Profile) -> s2spec::target::profile::Group {
@@ -156,7 +166,7 @@ async fn two_processes_start_in_order_each_ready_and_leave_nothing_behind() {
     assert!(processes_in(&run_dir).is_empty());
     assert!(!run_dir.exists());
     assert!(instance_dirs("two-ok").is_empty());
-    std::fs::remove_dir_all(dir).unwrap();
+    drop(dir);
 }
 
 /// The second process dies before it is ready: the error names it, and the
@@ -189,7 +199,7 @@ async fn a_process_that_dies_before_it_is_ready_leaves_nothing_behind() {
     assert!(instance_dirs("two-dies").is_empty());
     let marker = format!("s2spec-two-dies-{}-", std::process::id());
     assert!(processes_in(Path::new(&marker)).is_empty());
-    std::fs::remove_dir_all(dir).unwrap();
+    drop(dir);
 }
 
 /// A server dropped without `shutdown` (an error or a panic elsewhere) is
@@ -213,7 +223,7 @@ async fn a_dropped_server_takes_every_process_with_it() {
         std::thread::sleep(Duration::from_millis(20));
     }
     assert!(!run_dir.exists());
-    std::fs::remove_dir_all(dir).unwrap();
+    drop(dir);
 }
 
 /// Writes `text` as `name.toml` in a fresh directory and loads it.
