@@ -114,6 +114,9 @@ pub enum Need {
     ProxyFqdn,
     /// Partner types and their rules (SPEC §7).
     PartnerTypes,
+    /// Bidirectional streams offered (XEP-0288): a managed target runs the
+    /// scenario in a group of its own with them on.
+    Bidi,
 }
 
 impl Need {
@@ -123,6 +126,7 @@ impl Need {
             Need::PartnerAllowlist => "partner-allowlist",
             Need::ProxyFqdn => "proxy-fqdn",
             Need::PartnerTypes => "partner-types",
+            Need::Bidi => "bidi",
         }
     }
 }

@@ -589,11 +589,12 @@ fn erlang_ip(ip: std::net::IpAddr) -> String {
 /// A file-name-safe spelling of a group.
 pub fn group_slug(g: &Group) -> String {
     format!(
-        "tls-{}.sasl-{}.dialback-{}.{}",
+        "tls-{}.sasl-{}.dialback-{}.{}{}",
         g.tls,
         if g.sasl { "on" } else { "off" },
         if g.dialback { "on" } else { "off" },
-        g.policy
+        g.policy,
+        if g.bidi { ".bidi" } else { "" }
     )
 }
 

@@ -227,11 +227,28 @@ pub struct Capabilities {
     pub proxy_fqdn: Capability,
     /// Refusing an invalid partner configuration (SPEC §3).
     pub config_validation: Capability,
+    /// Bidirectional streams (XEP-0288), value `on`: what a group of the
+    /// scenarios that need them adds. Optional: absent is scope `none`.
+    #[serde(default = "not_stated")]
+    pub bidi: Capability,
+}
+
+fn not_stated() -> Capability {
+    Capability {
+        scope: Scope::None,
+        how: None,
+        reason: Some(
+            "the profile states no way to offer bidirectional streams (XEP-0288): no \
+             `[capabilities.bidi]`"
+                .into(),
+        ),
+        values: BTreeMap::new(),
+    }
 }
 
 impl Capabilities {
     /// Each capability with its key and the value names it may have.
-    fn each(&self) -> [(&'static str, &Capability, &'static [&'static str]); 7] {
+    fn each(&self) -> [(&'static str, &Capability, &'static [&'static str]); 8] {
         const ON: &[&str] = &["on"];
         const ON_OFF: &[&str] = &["on", "off"];
         [
@@ -242,6 +259,7 @@ impl Capabilities {
             ("partner-allowlist", &self.partner_allowlist, ON),
             ("proxy-fqdn", &self.proxy_fqdn, ON),
             ("config-validation", &self.config_validation, ON),
+            ("bidi", &self.bidi, ON_OFF),
         ]
     }
 }
@@ -768,6 +786,10 @@ pub struct Group {
     pub sasl: bool,
     pub dialback: bool,
     pub policy: Policy,
+    /// Bidirectional streams (XEP-0288) offered: only for the scenarios
+    /// that state `needs = ["bidi"]`, since a server that offers them
+    /// answers the outbound trigger's ping on the inbound stream.
+    pub bidi: bool,
 }
 
 fn on_off(b: bool) -> &'static str {
@@ -778,11 +800,12 @@ impl fmt::Display for Group {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "tls={} sasl={} dialback={} policy={}",
+            "tls={} sasl={} dialback={} policy={}{}",
             self.tls,
             on_off(self.sasl),
             on_off(self.dialback),
-            self.policy
+            self.policy,
+            if self.bidi { " bidi=on" } else { "" }
         )
     }
 }
@@ -808,12 +831,18 @@ impl Group {
 
     /// The configuration fragments of this group, in setting order.
     pub fn fragments<'a>(&self, caps: &'a Capabilities) -> Result<Vec<&'a Fragment>, String> {
-        Ok(vec![
+        let mut fragments = vec![
             caps.tls.fragment("tls", self.tls.as_str())?,
             caps.sasl.fragment("sasl", on_off(self.sasl))?,
             caps.dialback.fragment("dialback", on_off(self.dialback))?,
             caps.policy.fragment("policy", &self.policy.to_string())?,
-        ])
+        ];
+        // A profile without the capability says nothing about bidi, so only
+        // a group that needs it takes a fragment.
+        if self.bidi {
+            fragments.push(caps.bidi.fragment("bidi", "on")?);
+        }
+        Ok(fragments)
     }
 }
 
@@ -835,6 +864,7 @@ pub fn express(caps: &Capabilities, t: Negotiation, policy: Policy) -> Result<Gr
         sasl: want.contains(Method::SaslOverTls),
         dialback: want.contains(Method::TlsDialback) || want.contains(Method::TcpDialback),
         policy,
+        bidi: false,
     };
     let reason = |e: String| format!("target configuration {} ({}): {e}", t.code(), describe(t));
     for (cap, name) in [
@@ -1018,6 +1048,7 @@ fn script_candidates(
             Need::ProxyFqdn => (caps.proxy_fqdn.scope == Scope::None)
                 .then(|| caps.proxy_fqdn.why_not("a proxy FQDN")),
             Need::PartnerTypes => Some("the server has no partner types (SPEC §7)".to_string()),
+            Need::Bidi => caps.bidi.fragment("bidi", "on").err(),
         };
         if let Some(why) = lacking {
             return na(format!(
@@ -1080,7 +1111,9 @@ fn script_candidates(
             caps.partner_allowlist.why_not("a partner allowlist")
         ));
     }
-    configuration_groups(caps, partner.configurations(), policy)
+    let groups = configuration_groups(caps, partner.configurations(), policy)?;
+    let bidi = script.needs.contains(&Need::Bidi);
+    Ok(groups.into_iter().map(|g| Group { bidi, ..g }).collect())
 }
 
 /// The first of a scenario's configurations the server can express, in the
@@ -1186,6 +1219,7 @@ mod tests {
             partner_allowlist: cap(Scope::None, &[]),
             proxy_fqdn: cap(Scope::None, &[]),
             config_validation: cap(Scope::None, &[]),
+            bidi: cap(Scope::None, &[]),
         }
     }
 
@@ -1234,7 +1268,8 @@ mod tests {
                 tls: Setting::NotSupported,
                 sasl: false,
                 dialback: true,
-                policy: Policy::Lync
+                policy: Policy::Lync,
+                bidi: false,
             }
         );
         let groups: std::collections::BTreeSet<_> = Negotiation::all()
@@ -1635,6 +1670,43 @@ mod tests {
             e.to_string().starts_with("x.toml:5:") && e.to_string().contains("telepathy"),
             "{e}"
         );
+    }
+
+    /// The bidi scenario runs on Prosody in a group of its own with
+    /// mod_s2s_bidi, and nowhere on ejabberd; no other case gets bidi.
+    #[test]
+    fn only_a_scenario_that_needs_bidi_gets_a_bidi_group() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+        let cases = crate::scenario::load_all(&root.join("scenarios/matrix.toml")).unwrap();
+        let dir = root.join("fixtures/targets");
+        let prosody = Profile::named(&dir, "prosody").unwrap().capabilities;
+        let ejabberd = Profile::named(&dir, "ejabberd").unwrap().capabilities;
+        for case in &cases {
+            let wants = matches!(&case.kind, CaseKind::Script(s) if s.needs.contains(&Need::Bidi));
+            if let Decision::Run(g) = decide(&prosody, case, Policy::Lync) {
+                assert_eq!(g.bidi, wants, "{}", case.id);
+                if wants {
+                    let modules: Vec<&String> = g
+                        .fragments(&prosody)
+                        .unwrap()
+                        .iter()
+                        .flat_map(|f| &f.modules)
+                        .collect();
+                    assert!(modules.iter().any(|m| *m == "s2s_bidi"), "{modules:?}");
+                }
+            }
+            if wants {
+                match decide(&ejabberd, case, Policy::Lync) {
+                    Decision::NotApplicable(r) => assert!(r.contains("XEP-0288"), "{r}"),
+                    other => panic!("{}: {other:?}", case.id),
+                }
+            }
+        }
+        let bidi = cases
+            .iter()
+            .find(|c| c.id == "xep0288/2/bidi-capability")
+            .unwrap();
+        assert!(matches!(decide(&prosody, bidi, Policy::Lync), Decision::Run(g) if g.bidi));
     }
 
     #[test]
