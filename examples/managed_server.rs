@@ -11,7 +11,6 @@
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 use clap::Parser;
 use s2spec::dns::{MockDns, Zone};
@@ -47,7 +46,8 @@ async fn main() -> Result<(), String> {
     let profile = Profile::named(
         &Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/targets"),
         &args.name,
-    )?;
+    )
+    .map_err(|e| e.to_string())?;
     if let Some(why) = profile.unavailable() {
         return Err(why);
     }
@@ -95,7 +95,9 @@ async fn main() -> Result<(), String> {
         keep_logs: None,
         partners: &partners,
     };
-    let server = ManagedServer::start(&profile, group, &setup).await?;
+    let server = ManagedServer::start(&profile, group, &setup)
+        .await
+        .map_err(|e| e.to_string())?;
     dns.upsert_zone(Zone::xmpp_peer(
         &args.domain,
         localhost,
@@ -110,12 +112,7 @@ async fn main() -> Result<(), String> {
         dns.addr()
     );
     wait_for_stop().await;
-    server
-        .shutdown(
-            &profile.stop.signal,
-            Duration::from_millis(profile.stop.grace_ms),
-        )
-        .await;
+    server.shutdown().await;
     dns.shutdown().await;
     Ok(())
 }

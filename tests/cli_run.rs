@@ -315,3 +315,119 @@ fn snapshots_catch_a_behaviour_change() {
         "{err}"
     );
 }
+
+/// Issue 17: a profile copied to another directory under another name runs
+/// with `--target PATH`, is named after its file in the report and the
+/// default report directory, and leaves no instance behind. Prosody only
+/// when installed (SKIPPED otherwise).
+#[test]
+fn a_copied_profile_runs_by_its_path_under_its_own_name() {
+    let shipped = std::path::Path::new("fixtures/targets");
+    let profile = s2spec::target::profile::Profile::named(shipped, "prosody").unwrap();
+    if let Some(why) = profile.unavailable() {
+        eprintln!("SKIPPED a_copied_profile_runs_by_its_path_under_its_own_name: {why}");
+        return;
+    }
+    let dir = temp_dir("copied-profile");
+    let profiles = dir.join("elsewhere");
+    std::fs::create_dir_all(&profiles).unwrap();
+    std::fs::copy(
+        shipped.join("prosody.toml"),
+        profiles.join("my-prosody.toml"),
+    )
+    .unwrap();
+    std::fs::copy(
+        shipped.join("prosody.cfg.lua.tmpl"),
+        profiles.join("prosody.cfg.lua.tmpl"),
+    )
+    .unwrap();
+    let path = profiles.join("my-prosody.toml");
+    // `targets` lists it by its file name.
+    let listed = run(&["targets", "--profiles", profiles.to_str().unwrap()]);
+    assert_eq!(listed.status.code(), Some(0));
+    let text = String::from_utf8_lossy(&listed.stdout);
+    assert!(
+        text.contains("my-prosody ") && text.contains("installed: my-prosody 0."),
+        "{text}"
+    );
+    let reports = dir.join("reports");
+    let out = run(&[
+        "run",
+        "--target",
+        path.to_str().unwrap(),
+        "--filter",
+        "matrix/in/t-RR1/p-RR1/valid/srv",
+        "--report-dir",
+        reports.to_str().unwrap(),
+    ]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    let report = read_json(&reports.join("report.json")).unwrap();
+    assert_eq!(report.run.target, "my-prosody");
+    assert_eq!(report.cases.len(), 1);
+    assert_eq!(
+        report.cases[0].verdict,
+        Verdict::Pass,
+        "{:?}",
+        report.cases[0].messages
+    );
+    let version = std::fs::read_to_string(reports.join("VERSION")).unwrap();
+    assert!(version.starts_with("my-prosody "), "{version}");
+    // Nothing of the instance is left: no directory named after the profile
+    // (the run's own PID is gone; any `s2spec-my-prosody-` directory is ours).
+    let left: Vec<_> = std::fs::read_dir(std::env::temp_dir())
+        .unwrap()
+        .flatten()
+        .filter(|e| {
+            e.file_name()
+                .to_string_lossy()
+                .starts_with("s2spec-my-prosody-")
+        })
+        .collect();
+    assert!(left.is_empty(), "{left:?}");
+    // An unknown name says where it looked.
+    let out = run(&[
+        "run",
+        "--target",
+        "my-prosody",
+        "--filter",
+        "matrix/in/t-RR1/p-RR1/valid/srv",
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("no target profile `my-prosody`"), "{err}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// `targets` lists the built-in targets and each profile; one that does not
+/// load is named at its file and line, with the key (exit 2).
+#[test]
+fn targets_lists_profiles_and_names_a_broken_one_at_its_line() {
+    let dir = temp_dir("targets");
+    std::fs::create_dir_all(&dir).unwrap();
+    let shipped = std::fs::read_to_string("fixtures/targets/test/two-listeners.toml").unwrap();
+    std::fs::write(dir.join("good.toml"), &shipped).unwrap();
+    let broken = shipped.replace(
+        "program = \"python3\"",
+        "program = \"python3\"\nprogramme = 1",
+    );
+    let line = 1 + broken
+        .lines()
+        .position(|l| l.starts_with("programme"))
+        .unwrap();
+    std::fs::write(dir.join("broken.toml"), broken).unwrap();
+    let out = run(&["targets", "--profiles", dir.to_str().unwrap()]);
+    let (text, err) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert_eq!(out.status.code(), Some(2), "{text}{err}");
+    assert!(
+        text.starts_with("reference ") && text.contains("\nexternal "),
+        "{text}"
+    );
+    assert!(text.contains("\ngood "), "{text}");
+    let at = format!("{}:{line}: ", dir.join("broken.toml").display());
+    assert!(err.contains(&at) && err.contains("programme"), "{err}");
+    let _ = std::fs::remove_dir_all(&dir);
+}

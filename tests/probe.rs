@@ -504,12 +504,7 @@ async fn probe_real_server(server_name: &str) {
         let (_, mismatches) =
             probe_then_federate(&name, &s.pki, &s.dns, &domain, server.addr(), s.listen).await;
         bad.extend(mismatches);
-        server
-            .shutdown(
-                &profile.stop.signal,
-                Duration::from_millis(profile.stop.grace_ms),
-            )
-            .await;
+        server.shutdown().await;
         s.dns.shutdown().await;
     }
     assert!(

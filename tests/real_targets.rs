@@ -14,8 +14,8 @@ use s2spec::partner::{Negotiation, negotiation_is_valid};
 use s2spec::report::{CaseResult, Verdict};
 use s2spec::requirement::{Severity, SourceKind};
 use s2spec::run::Options;
+use s2spec::run::managed::{ManagedOptions, run_managed};
 use s2spec::scenario::{Case, CaseKind, expand, load_matrix};
-use s2spec::target::managed::{ManagedOptions, run_managed};
 use s2spec::target::profile::{Decision, Group, Profile, decide, express, needs_local_users};
 
 fn profile(name: &str) -> Profile {
@@ -179,7 +179,8 @@ async fn a_missing_server_says_how_to_install_it() {
         |_| {},
     )
     .await
-    .unwrap_err();
+    .unwrap_err()
+    .to_string();
     assert!(err.contains("is not installed"), "{err}");
     assert!(err.contains("scripts/install-targets.sh prosody"), "{err}");
 }

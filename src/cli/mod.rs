@@ -17,6 +17,7 @@ mod probe;
 mod run;
 mod serve;
 mod service;
+mod targets;
 mod validate;
 
 /// Exit codes shared by every command.
@@ -50,6 +51,8 @@ enum Command {
     Run(run::Args),
     /// List the case ids with one-line descriptions.
     List(list::Args),
+    /// List the targets `run --target` accepts: built-in ones and profiles, with versions.
+    Targets(targets::Args),
     /// Check a partner-set file and print every diagnostic.
     Validate(validate::Args),
     /// Print the 18-row negotiation matrix computed by the oracle.
@@ -87,6 +90,7 @@ pub fn main() -> ExitCode {
     let code = match cli.command {
         Command::Run(args) => run::run(args),
         Command::List(args) => list::run(args),
+        Command::Targets(args) => targets::run(args),
         Command::Validate(args) => validate::run(args),
         Command::Matrix(args) => matrix::run(args),
         Command::Certs(args) => certs::run(args),

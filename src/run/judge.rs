@@ -12,8 +12,8 @@ use crate::peer::{
     DialbackOutcome, FeaturesSeen, InitiatorReport, ServerEvent, Stage, StepFailure, ViolationKind,
 };
 use crate::report::{
-    CaseOutcome, Connection, DirectTlsFacts, DnsQuery, Expected, HeaderFacts, Initiating,
-    Observed, TlsFacts, Verdict,
+    CaseOutcome, Connection, DirectTlsFacts, DnsQuery, Expected, HeaderFacts, Initiating, Observed,
+    TlsFacts, Verdict,
 };
 use crate::requirement::{Deviation, Keyword, Requirement, Severity, worst};
 

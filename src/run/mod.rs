@@ -2,7 +2,9 @@
 //! DNS, the target with a partner set generated from the cases), plays each
 //! case on real sockets and judges it.
 
+pub mod execute;
 pub mod judge;
+pub mod managed;
 pub mod network;
 mod script;
 
@@ -24,9 +26,7 @@ use crate::report::{CaseOutcome, CaseResult, Expected, Observed, Verdict, Waited
 use crate::requirement::{Deviation, Requirement};
 use crate::scenario::{CASE_ZONE, Case, CaseKind, peer_domain, stranger_domain};
 use crate::stream::Transcript;
-use crate::target::managed::{ManagedServer, Setup};
-use crate::target::profile::{DnsHookup, Group, Profile};
-use crate::target::{External, LocalUsers, Managed, OutboundTrigger, Target};
+use crate::target::{External, OutboundTrigger, Target};
 use crate::xml::{Element, NS_SERVER};
 use judge::{Observation, expected_of, judge};
 
@@ -61,54 +61,6 @@ impl Default for Options {
             delivery_wait: Duration::from_secs(3),
             case_deadline: Duration::from_secs(30),
             jobs: 64,
-        }
-    }
-}
-
-/// The deadline of each wait of a local user's login: a one-time cost per
-/// instance, and a fresh ejabberd's first c2s TLS handshake took more than
-/// the 5 s step deadline on the loaded 2-core machine.
-fn login_wait(options: &Options) -> Duration {
-    options.step.max(Duration::from_secs(20))
-}
-
-/// Creates a managed server's accounts and logs each in over c2s. A failure
-/// is kept as the reason the cases that need a local user give.
-async fn provision_users(
-    server: &ManagedServer,
-    accounts: &crate::target::profile::Accounts,
-    root: &rustls_pki_types::CertificateDer<'static>,
-    wait: Duration,
-) -> LocalUsers {
-    let Some(addr) = server.port(&accounts.port) else {
-        return LocalUsers::Failed(format!("no port `{}` was allocated", accounts.port));
-    };
-    let trust = match crate::tls::root_store(std::slice::from_ref(root)) {
-        Ok(t) => t,
-        Err(e) => return LocalUsers::Failed(e.to_string()),
-    };
-    let generated = accounts
-        .users
-        .iter()
-        .map(|u| crate::c2s::Account::generated(u))
-        .collect();
-    match crate::c2s::Users::provision(
-        addr,
-        server.domain(),
-        generated,
-        accounts.provision,
-        trust,
-        wait,
-    )
-    .await
-    {
-        Ok(users) => LocalUsers::Online(Box::new(users)),
-        Err(e) => {
-            tracing::warn!(target = server.name(), error = %e, "local users not online");
-            LocalUsers::Failed(format!(
-                "{}'s local users could not log in over c2s at {addr}: {e}",
-                server.name()
-            ))
         }
     }
 }
@@ -186,68 +138,6 @@ impl Harness {
             dns,
             target_domain: target.domain.clone(),
             target: Target::External(target),
-            options,
-        })
-    }
-
-    /// Starts PKI, DNS and a managed server (`profile`) configured for one
-    /// configuration `group`: its certificate from this run's PKI, trust in
-    /// its root, resolution through this run's mock DNS.
-    pub async fn start_managed(
-        profile: &Profile,
-        group: Group,
-        partners: &[String],
-        options: Options,
-        keep_logs: Option<std::path::PathBuf>,
-        needs_users: bool,
-    ) -> Result<Harness, String> {
-        let pki = Arc::new(Pki::new().map_err(|e| format!("PKI: {e}"))?);
-        let dns = match profile.dns {
-            DnsHookup::Forward => case_dns(LOOPBACK_ANY_PORT).await?,
-            // resolv.conf takes no port: the standard one, on an address of its own.
-            DnsHookup::ResolvConf => network::on_own_loopback(53, case_dns).await?,
-        };
-        let cert = pki
-            .leaf(TARGET_DOMAIN, CertVariant::Valid, KeyType::Ecdsa)
-            .map_err(|e| e.to_string())?
-            .ok_or("no target certificate")?;
-        let setup = Setup {
-            domain: TARGET_DOMAIN,
-            dns: dns.addr(),
-            chain_pem: &cert.chain_pem,
-            key_pem: &cert.key_pem,
-            ca_pem: pki.root_pem(),
-            keep_logs: keep_logs.as_deref(),
-            partners,
-        };
-        let server = ManagedServer::start(profile, group, &setup).await?;
-        let config_reason = profile
-            .capabilities
-            .config_validation
-            .reason
-            .clone()
-            .unwrap_or_else(|| format!("{} cannot be handed a configuration", profile.name));
-        let users = match (&profile.accounts, needs_users) {
-            (_, false) => LocalUsers::NotNeeded,
-            (None, true) => LocalUsers::Failed(format!(
-                "the profile of {} lists no `[accounts]`: no local user to observe delivery at",
-                profile.name
-            )),
-            (Some(accounts), true) => {
-                provision_users(&server, accounts, pki.root_der(), login_wait(&options)).await
-            }
-        };
-        Ok(Harness {
-            pki,
-            dns,
-            target: Target::Managed(Box::new(Managed {
-                server,
-                stop_signal: profile.stop.signal.clone(),
-                stop_grace: Duration::from_millis(profile.stop.grace_ms),
-                config_reason,
-                users,
-            })),
-            target_domain: TARGET_DOMAIN.to_string(),
             options,
         })
     }

@@ -96,8 +96,41 @@ pub struct Script {
     /// means the domain is configured nowhere (a stranger, SPEC §2).
     pub partner: Option<PartnerSpec>,
     pub peer: PeerSpec,
+    /// What the scenario needs of a target beyond its partner
+    /// configuration (`needs = [...]`); a managed target without one of
+    /// them gives it `not-applicable` with the profile's reason.
+    pub needs: Vec<Need>,
     #[serde(skip)]
     pub steps: Vec<Step>,
+}
+
+/// A capability of the target a scenario can state that it needs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Need {
+    /// Local users to send and receive stanzas (a profile's `[accounts]`).
+    LocalUsers,
+    /// Refusing domains that match no partner (SPEC §2).
+    PartnerAllowlist,
+    /// A partner's proxy FQDN (SPEC §2, §6).
+    ProxyFqdn,
+    /// Partner types and their rules (SPEC §7).
+    PartnerTypes,
+    /// Bidirectional streams offered (XEP-0288): a managed target runs the
+    /// scenario in a group of its own with them on.
+    Bidi,
+}
+
+impl Need {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Need::LocalUsers => "local-users",
+            Need::PartnerAllowlist => "partner-allowlist",
+            Need::ProxyFqdn => "proxy-fqdn",
+            Need::PartnerTypes => "partner-types",
+            Need::Bidi => "bidi",
+        }
+    }
 }
 
 /// A partner entry of the generated partner set. Domains may use `{peer}`.

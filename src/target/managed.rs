@@ -1,8 +1,10 @@
 //! A real server that s2spec starts and stops itself (a managed target):
-//! the configuration is rendered from the profile's template and one
-//! configuration group, the server runs as a foreground child on loopback
-//! with fresh directories, and it is stopped by PID — on shutdown, and by
-//! the guard's `Drop` on every other path (error, panic, cancellation).
+//! the configuration is rendered from the profile's templates and one
+//! configuration group, the server's processes run as foreground children
+//! on loopback with a fresh directory, each probed for readiness before the
+//! next starts, and they are stopped by PID in reverse order — on shutdown,
+//! and by the guard's `Drop` on every other path (error, panic,
+//! cancellation).
 
 use std::collections::BTreeMap;
 use std::net::{Ipv4Addr, SocketAddr, TcpListener};
@@ -11,11 +13,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
-use super::profile::{Group, Profile, ReadinessKind, S2S_PORT, Scope};
-use crate::oracle::{Policy, expect};
-use crate::report::{CaseResult, Verdict};
-use crate::run::{Harness, Options};
-use crate::scenario::{Case, CaseKind};
+use super::profile::{Group, Process, Profile, ReadinessKind, S2S_PORT, Scope};
 
 /// What the harness hands a managed server besides its profile and group.
 pub struct Setup<'a> {
@@ -28,10 +26,60 @@ pub struct Setup<'a> {
     pub key_pem: &'a str,
     /// The CA it must trust, PEM.
     pub ca_pem: &'a str,
-    /// Copy the server's log here (as `<group>.log`) when it stops.
+    /// Copy the server's logs here (as `<group>.log`, or
+    /// `<group>.<process>.log` for a server of several processes) when it stops.
     pub keep_logs: Option<&'a Path>,
     /// The partner domains, for servers that can refuse everybody else.
     pub partners: &'a [String],
+}
+
+/// Why a managed server did not start. Nothing is left running either way.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// Not installed, or it needs privileges this process lacks.
+    #[error("{0}")]
+    Unavailable(String),
+    #[error("{}: {source}", path.display())]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("no free loopback port for `{name}`: {source}")]
+    Port {
+        name: String,
+        source: std::io::Error,
+    },
+    /// A capability value the group needs is missing from the profile.
+    #[error("{0}")]
+    Capability(String),
+    #[error("{place}: {source}")]
+    Render { place: String, source: RenderError },
+    #[error("cannot start {command}: {source}")]
+    Spawn {
+        command: String,
+        source: std::io::Error,
+    },
+    #[error("{who} exited ({status}) before it was ready:\n{tail}")]
+    Exited {
+        who: String,
+        status: std::process::ExitStatus,
+        tail: String,
+    },
+    #[error("{who} was not ready on {addr} within {timeout_ms} ms ({kind:?}):\n{tail}")]
+    NotReady {
+        who: String,
+        addr: SocketAddr,
+        timeout_ms: u64,
+        kind: ReadinessKind,
+        tail: String,
+    },
+}
+
+fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> StartError + '_ {
+    move |source| StartError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
 }
 
 /// A running managed server.
@@ -46,55 +94,74 @@ pub struct ManagedServer {
 }
 
 impl ManagedServer {
-    /// Renders the configuration, starts the server and waits until it
-    /// accepts connections. On any failure nothing is left running.
+    /// Renders the configuration, starts the server's processes in order,
+    /// each waited for until ready. On any failure nothing is left running.
     pub async fn start(
         profile: &Profile,
         group: Group,
         setup: &Setup<'_>,
-    ) -> Result<ManagedServer, String> {
+    ) -> Result<ManagedServer, StartError> {
         if let Some(why) = profile.unavailable() {
-            return Err(why);
+            return Err(StartError::Unavailable(why));
         }
         let run_dir = fresh_dir(&profile.name)?;
-        // From here on the guard removes the directory (and the child).
+        let several = profile.processes.len() > 1;
+        // From here on the guard removes the directory (and the children).
         let mut guard = ChildGuard {
-            child: None,
+            children: Vec::new(),
             run_dir: run_dir.clone(),
-            log: profile.log_name.as_ref().map(|n| run_dir.join(n)),
-            keep_logs: setup
-                .keep_logs
-                .map(|d| d.join(format!("{}.log", group_slug(&group)))),
+            logs: profile
+                .processes
+                .iter()
+                .filter_map(|p| {
+                    let log = p.log.as_ref()?;
+                    let keep = setup.keep_logs.map(|d| {
+                        d.join(if several {
+                            format!("{}.{}.log", group_slug(&group), p.name)
+                        } else {
+                            format!("{}.log", group_slug(&group))
+                        })
+                    });
+                    Some((run_dir.join(log), keep))
+                })
+                .collect(),
         };
         let data_dir = run_dir.join("data");
-        std::fs::create_dir_all(&data_dir).map_err(|e| io_err(&data_dir, e))?;
+        std::fs::create_dir_all(&data_dir).map_err(io_err(&data_dir))?;
         let write = |name: &str, text: &str| {
             let path = run_dir.join(name);
-            std::fs::write(&path, text).map_err(|e| io_err(&path, e))?;
-            Ok::<_, String>(path)
+            std::fs::write(&path, text).map_err(io_err(&path))?;
+            Ok::<_, StartError>(path)
         };
         let cert_file = write("target.crt", setup.chain_pem)?;
         let key_file = run_dir.join("target.key");
         write_secret(&key_file, setup.key_pem)?;
+        let cert_key_file = run_dir.join("target.pem");
+        write_secret(
+            &cert_key_file,
+            &format!(
+                "{}\n{}",
+                setup.chain_pem.trim_end(),
+                setup.key_pem.trim_start()
+            ),
+        )?;
         let ca_file = write("ca.pem", setup.ca_pem)?;
         let ports = free_ports(&profile.ports)?;
         let port = ports
             .get(S2S_PORT)
             .copied()
-            .ok_or("the profile names no s2s port")?;
-        let template = std::fs::read_to_string(profile.template_path())
-            .map_err(|e| io_err(&profile.template_path(), e))?;
-        let mut values = profile.values.clone();
-        let mut fragments = group.fragments(&profile.capabilities)?;
+            .ok_or_else(|| StartError::Capability("the profile names no s2s port".into()))?;
+        let mut fragments = group
+            .fragments(&profile.capabilities)
+            .map_err(StartError::Capability)?;
         // SPEC §2: a server that can refuse non-partners always does.
         let allowlist = &profile.capabilities.partner_allowlist;
         if allowlist.scope == Scope::Global {
-            fragments.push(
-                allowlist
-                    .values
-                    .get("on")
-                    .ok_or("capabilities.partner-allowlist: a global scope needs an `on` value")?,
-            );
+            fragments.push(allowlist.values.get("on").ok_or_else(|| {
+                StartError::Capability(
+                    "capabilities.partner-allowlist: a global scope needs an `on` value".into(),
+                )
+            })?);
         }
         let modules: Vec<String> = profile
             .modules
@@ -106,14 +173,16 @@ impl ManagedServer {
                 }
                 acc
             });
-        let settings: Vec<&String> = fragments.iter().flat_map(|f| &f.settings).collect();
         let path_str = |p: &Path| p.display().to_string();
+        let config_file = profile.config_name.as_ref().map(|n| run_dir.join(n));
+        let mut values = profile.values.clone();
         for (k, v) in [
             ("group", group.to_string()),
             ("run_dir", path_str(&run_dir)),
             ("data_dir", path_str(&data_dir)),
             ("cert_file", path_str(&cert_file)),
             ("key_file", path_str(&key_file)),
+            ("cert_key_file", path_str(&cert_key_file)),
             ("ca_file", path_str(&ca_file)),
             // The older spelling of `{{port_s2s}}`.
             ("s2s_port", port.to_string()),
@@ -146,41 +215,125 @@ impl ManagedServer {
         ] {
             values.insert(k.to_string(), v);
         }
+        if let Some(c) = &config_file {
+            values.insert("config_file".into(), path_str(c));
+        }
         for (name, p) in &ports {
             values.insert(format!("port_{name}"), p.to_string());
         }
-        // Settings may use the values too (`{{partners}}`).
-        let settings = settings
-            .iter()
-            .map(|s| render(s, &values))
-            .collect::<Result<Vec<_>, _>>()?;
-        values.insert("settings".into(), settings.join("\n"));
-        let config = render(&template, &values)?;
-        let config_file = write(&profile.config_name, &config)?;
-        for (name, text) in &profile.files {
-            let text = render(text, &values).map_err(|e| format!("files.{name}: {e}"))?;
-            write(name, &text)?;
+        // Settings may use the values too (`{{partners}}`); each slot is
+        // `{{settings}}` (the default one) or `{{settings_<slot>}}`.
+        let mut slots: BTreeMap<String, Vec<String>> = std::iter::once(String::new())
+            .chain(profile.settings_slots.iter().cloned())
+            .map(|s| (s, Vec::new()))
+            .collect();
+        for f in &fragments {
+            let filled = std::iter::once((String::new(), &f.settings))
+                .chain(f.slots.iter().map(|(slot, lines)| (slot.clone(), lines)));
+            for (slot, lines) in filled {
+                for line in lines {
+                    let text = render(line, &values).map_err(|source| StartError::Render {
+                        place: if slot.is_empty() {
+                            "settings".into()
+                        } else {
+                            format!("settings.{slot}")
+                        },
+                        source,
+                    })?;
+                    slots.entry(slot.clone()).or_default().push(text);
+                }
+            }
         }
-        let subst = |a: &str| {
-            a.replace("{config}", &path_str(&config_file))
-                .replace("{run_dir}", &path_str(&run_dir))
+        for (slot, lines) in slots {
+            let key = if slot.is_empty() {
+                "settings".to_string()
+            } else {
+                format!("settings_{slot}")
+            };
+            values.insert(key, lines.join("\n"));
+        }
+        let render_to = |place: &str, text: &str| {
+            render(text, &values).map_err(|source| StartError::Render {
+                place: place.to_string(),
+                source,
+            })
         };
-        let args: Vec<String> = profile.command.iter().map(|a| subst(a)).collect();
-        let out =
-            std::fs::File::create(run_dir.join("stdout.txt")).map_err(|e| io_err(&run_dir, e))?;
-        let err = out.try_clone().map_err(|e| io_err(&run_dir, e))?;
-        let child = Command::new(&args[0])
-            .args(&args[1..])
-            .envs(profile.env.iter().map(|(k, v)| (k, subst(v))))
-            .current_dir(&run_dir)
-            .stdin(Stdio::null())
-            .stdout(out)
-            .stderr(err)
-            .spawn()
-            .map_err(|e| format!("cannot start {}: {e}", args.join(" ")))?;
-        guard.child = Some(child);
+        if let (Some(template), Some(config_file)) = (profile.template_path(), &config_file) {
+            let text = std::fs::read_to_string(&template).map_err(io_err(&template))?;
+            let config = render_to(&template.display().to_string(), &text)?;
+            std::fs::write(config_file, config).map_err(io_err(config_file))?;
+        }
+        for (name, file) in &profile.templates {
+            let template = profile.dir.join(file);
+            let text = std::fs::read_to_string(&template).map_err(io_err(&template))?;
+            write(name, &render_to(&template.display().to_string(), &text)?)?;
+        }
+        for (name, text) in &profile.files {
+            write(name, &render_to(&format!("files.{name}"), text)?)?;
+        }
+        // Every template value, then the older single-brace spellings.
+        let subst = |place: &str, a: &str| {
+            let a = render_to(place, a)?;
+            let a = match &config_file {
+                Some(c) => a.replace("{config}", &path_str(c)),
+                None => a,
+            };
+            Ok::<_, StartError>(a.replace("{run_dir}", &path_str(&run_dir)))
+        };
+        for process in &profile.processes {
+            let args = process
+                .command
+                .iter()
+                .map(|a| subst(&format!("process {} command", process.name), a))
+                .collect::<Result<Vec<_>, _>>()?;
+            let env = process
+                .env
+                .iter()
+                .map(|(k, v)| {
+                    Ok((
+                        k.clone(),
+                        subst(&format!("process {} env.{k}", process.name), v)?,
+                    ))
+                })
+                .collect::<Result<Vec<_>, StartError>>()?;
+            let out_path = run_dir.join(format!("{}.stdout.txt", process.name));
+            let out = std::fs::File::create(&out_path).map_err(io_err(&out_path))?;
+            let err = out.try_clone().map_err(io_err(&out_path))?;
+            let (program, rest) = args.split_first().ok_or_else(|| {
+                StartError::Capability(format!("process {}: `command` is empty", process.name))
+            })?;
+            let child = Command::new(program)
+                .args(rest)
+                .envs(env)
+                .current_dir(&run_dir)
+                .stdin(Stdio::null())
+                .stdout(out)
+                .stderr(err)
+                .spawn()
+                .map_err(|source| StartError::Spawn {
+                    command: args.join(" "),
+                    source,
+                })?;
+            guard.children.push(Running {
+                name: process.name.clone(),
+                child,
+                stop: process.stop.clone(),
+            });
+            let who = if several {
+                format!("{} process `{}`", profile.name, process.name)
+            } else {
+                profile.name.clone()
+            };
+            let probe_port = ports.get(&process.readiness.port).copied().ok_or_else(|| {
+                StartError::Capability(format!(
+                    "process {}: readiness port `{}` is not among `ports`",
+                    process.name, process.readiness.port
+                ))
+            })?;
+            let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, probe_port));
+            wait_ready(process, &who, &mut guard, addr, setup.domain).await?;
+        }
         let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
-        wait_ready(profile, &mut guard, addr, setup.domain).await?;
         tracing::info!(target = %profile.name, %group, %addr, "managed target ready");
         Ok(ManagedServer {
             name: profile.name.clone(),
@@ -216,82 +369,111 @@ impl ManagedServer {
         self.group
     }
 
-    /// The server's PID (while it runs).
-    pub fn pid(&self) -> Option<u32> {
-        self.guard.child.as_ref().map(Child::id)
+    /// The PIDs of the server's processes (while they run), in start order.
+    pub fn pids(&self) -> Vec<u32> {
+        self.guard.children.iter().map(|r| r.child.id()).collect()
     }
 
-    /// Asks the server to stop (the profile's signal), waits for it up to
-    /// `grace`, then kills it; removes its directory.
-    pub async fn shutdown(mut self, signal: &str, grace: Duration) {
-        if let Some(child) = self.guard.child.as_mut() {
-            let pid = child.id().to_string();
+    /// The instance directory (removed when the server stops).
+    pub fn run_dir(&self) -> &Path {
+        &self.guard.run_dir
+    }
+
+    /// Asks each process to stop (its profile's signal), the last started
+    /// first, waits for it up to its grace time, then kills it; removes the
+    /// directory.
+    pub async fn shutdown(mut self) {
+        while let Some(mut running) = self.guard.children.pop() {
+            let pid = running.child.id().to_string();
             let _ = Command::new("kill")
-                .arg(format!("-{signal}"))
+                .arg(format!("-{}", running.stop.signal))
                 .arg(&pid)
                 .stdout(Stdio::null())
                 .stderr(Stdio::null())
                 .status();
-            let deadline = crate::clock::deadline(grace);
+            let deadline = crate::clock::deadline(Duration::from_millis(running.stop.grace_ms));
             while Instant::now() < deadline {
-                if matches!(child.try_wait(), Ok(Some(_))) {
+                if matches!(running.child.try_wait(), Ok(Some(_))) {
                     break;
                 }
                 tokio::time::sleep(Duration::from_millis(20)).await;
             }
+            running.kill();
         }
-        // The guard kills what is left, reaps it and removes the directory.
+        // The guard keeps the logs and removes the directory.
         drop(self.guard);
     }
 }
 
-/// Owns the child process and its directory: dropping it kills the process
-/// by PID (SIGKILL), waits for it, keeps the log if asked, and removes the
-/// directory. This runs on every exit path, including unwinding.
+/// One started process and how it is asked to stop.
+struct Running {
+    name: String,
+    child: Child,
+    stop: super::profile::Stop,
+}
+
+impl Running {
+    /// SIGKILL unless it has ended, then reap it.
+    fn kill(&mut self) {
+        if !matches!(self.child.try_wait(), Ok(Some(_))) {
+            let _ = self.child.kill();
+        }
+        let _ = self.child.wait();
+        tracing::debug!(process = %self.name, "managed process stopped");
+    }
+}
+
+/// Owns the child processes and their directory: dropping it kills each
+/// process by PID (SIGKILL, the last started first), waits for it, keeps the
+/// logs if asked, and removes the directory. This runs on every exit path,
+/// including unwinding.
 struct ChildGuard {
-    child: Option<Child>,
+    children: Vec<Running>,
     run_dir: PathBuf,
-    log: Option<PathBuf>,
-    keep_logs: Option<PathBuf>,
+    /// Each log in the directory, and where to keep a copy.
+    logs: Vec<(PathBuf, Option<PathBuf>)>,
 }
 
 impl Drop for ChildGuard {
     fn drop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            if !matches!(child.try_wait(), Ok(Some(_))) {
-                let _ = child.kill();
-            }
-            let _ = child.wait();
+        while let Some(mut running) = self.children.pop() {
+            running.kill();
         }
-        if let (Some(log), Some(keep)) = (&self.log, &self.keep_logs) {
-            if let Some(parent) = keep.parent() {
-                let _ = std::fs::create_dir_all(parent);
+        for (log, keep) in &self.logs {
+            if let Some(keep) = keep {
+                if let Some(parent) = keep.parent() {
+                    let _ = std::fs::create_dir_all(parent);
+                }
+                let _ = std::fs::copy(log, keep);
             }
-            let _ = std::fs::copy(log, keep);
         }
         let _ = std::fs::remove_dir_all(&self.run_dir);
     }
 }
 
+/// Waits until the process just started (the guard's last) is ready on
+/// `addr`, or fails when it exits or the profile's timeout passes.
 async fn wait_ready(
-    profile: &Profile,
+    process: &Process,
+    who: &str,
     guard: &mut ChildGuard,
     addr: SocketAddr,
     domain: &str,
-) -> Result<(), String> {
+) -> Result<(), StartError> {
+    let readiness = &process.readiness;
     // A profile's number may be absurd; the deadline saturates.
-    let deadline = crate::clock::deadline(Duration::from_millis(profile.readiness.timeout_ms));
+    let deadline = crate::clock::deadline(Duration::from_millis(readiness.timeout_ms));
     loop {
-        if let Some(child) = guard.child.as_mut()
-            && let Ok(Some(status)) = child.try_wait()
+        if let Some(running) = guard.children.last_mut()
+            && let Ok(Some(status)) = running.child.try_wait()
         {
-            return Err(format!(
-                "{} exited ({status}) before it was ready:\n{}",
-                profile.name,
-                guard.tail()
-            ));
+            return Err(StartError::Exited {
+                who: who.to_string(),
+                status,
+                tail: guard.tail(),
+            });
         }
-        let ready = match profile.readiness.kind {
+        let ready = match readiness.kind {
             ReadinessKind::TcpConnect => tokio::net::TcpStream::connect(addr).await.is_ok(),
             ReadinessKind::StreamHeader => answers_stream_header(addr, domain).await,
         };
@@ -299,13 +481,13 @@ async fn wait_ready(
             return Ok(());
         }
         if Instant::now() >= deadline {
-            return Err(format!(
-                "{} was not ready on {addr} within {} ms ({:?}):\n{}",
-                profile.name,
-                profile.readiness.timeout_ms,
-                profile.readiness.kind,
-                guard.tail()
-            ));
+            return Err(StartError::NotReady {
+                who: who.to_string(),
+                addr,
+                timeout_ms: readiness.timeout_ms,
+                kind: readiness.kind,
+                tail: guard.tail(),
+            });
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
@@ -346,10 +528,11 @@ impl ChildGuard {
     /// The last lines of the server's output and log, for error messages.
     fn tail(&self) -> String {
         let mut out = String::new();
-        for path in [Some(self.run_dir.join("stdout.txt")), self.log.clone()]
-            .into_iter()
-            .flatten()
-        {
+        let outputs = self
+            .children
+            .iter()
+            .map(|r| self.run_dir.join(format!("{}.stdout.txt", r.name)));
+        for path in outputs.chain(self.logs.iter().map(|(log, _)| log.clone())) {
             if let Ok(text) = std::fs::read_to_string(&path) {
                 let lines: Vec<&str> = text.lines().collect();
                 let start = lines.len().saturating_sub(15);
@@ -364,20 +547,29 @@ impl ChildGuard {
     }
 }
 
+/// Why a template did not render.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RenderError {
+    #[error("template: `{{{{` without a closing `}}}}`")]
+    Unclosed,
+    #[error("template: no value for {{{{{0}}}}}")]
+    NoValue(String),
+}
+
 /// `{{name}}` placeholders replaced by `values`; an unknown one is an error.
-pub fn render(template: &str, values: &BTreeMap<String, String>) -> Result<String, String> {
+pub fn render(template: &str, values: &BTreeMap<String, String>) -> Result<String, RenderError> {
     let mut out = String::with_capacity(template.len());
     let mut rest = template;
     while let Some(start) = rest.find("{{") {
         out.push_str(&rest[..start]);
         let after = &rest[start + 2..];
         let Some(end) = after.find("}}") else {
-            return Err("template: `{{` without a closing `}}`".into());
+            return Err(RenderError::Unclosed);
         };
         let key = after[..end].trim();
         let value = values
             .get(key)
-            .ok_or_else(|| format!("template: no value for {{{{{key}}}}}"))?;
+            .ok_or_else(|| RenderError::NoValue(key.to_string()))?;
         out.push_str(value);
         rest = &after[end + 2..];
     }
@@ -397,16 +589,13 @@ fn erlang_ip(ip: std::net::IpAddr) -> String {
 /// A file-name-safe spelling of a group.
 pub fn group_slug(g: &Group) -> String {
     format!(
-        "tls-{}.sasl-{}.dialback-{}.{}",
+        "tls-{}.sasl-{}.dialback-{}.{}{}",
         g.tls,
         if g.sasl { "on" } else { "off" },
         if g.dialback { "on" } else { "off" },
-        g.policy
+        g.policy,
+        if g.bidi { ".bidi" } else { "" }
     )
-}
-
-fn io_err(path: &Path, e: std::io::Error) -> String {
-    format!("{}: {e}", path.display())
 }
 
 /// The file in an instance directory that names the run owning it.
@@ -415,7 +604,7 @@ const OWNER_FILE: &str = "s2spec-owner";
 /// A fresh, empty directory for one instance, readable by us only (it holds
 /// the server's private key), marked with the owning process so that a later
 /// run can remove it if this one is killed before it cleans up.
-fn fresh_dir(name: &str) -> Result<PathBuf, String> {
+fn fresh_dir(name: &str) -> Result<PathBuf, StartError> {
     static NEXT: AtomicU32 = AtomicU32::new(0);
     remove_dead_instances(&std::env::temp_dir());
     let nanos = std::time::SystemTime::now()
@@ -430,27 +619,27 @@ fn fresh_dir(name: &str) -> Result<PathBuf, String> {
     let mut builder = std::fs::DirBuilder::new();
     #[cfg(unix)]
     std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
-    builder.create(&dir).map_err(|e| io_err(&dir, e))?;
+    builder.create(&dir).map_err(io_err(&dir))?;
     let owner = dir.join(OWNER_FILE);
     if let Err(e) = std::fs::write(&owner, owner_line(std::process::id())) {
         let _ = std::fs::remove_dir_all(&dir);
-        return Err(io_err(&owner, e));
+        return Err(io_err(&owner)(e));
     }
     Ok(dir)
 }
 
 /// One loopback port per name, each free a moment ago; the listeners are
 /// held until all are chosen, so the ports differ.
-fn free_ports(names: &[String]) -> Result<BTreeMap<String, u16>, String> {
+fn free_ports(names: &[String]) -> Result<BTreeMap<String, u16>, StartError> {
     let mut held = Vec::new();
     let mut ports = BTreeMap::new();
     for name in names {
-        let l = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
-            .map_err(|e| format!("no free loopback port for `{name}`: {e}"))?;
-        let port = l
-            .local_addr()
-            .map(|a| a.port())
-            .map_err(|e| format!("no free loopback port for `{name}`: {e}"))?;
+        let no_port = |source| StartError::Port {
+            name: name.clone(),
+            source,
+        };
+        let l = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).map_err(no_port)?;
+        let port = l.local_addr().map(|a| a.port()).map_err(no_port)?;
         held.push(l);
         ports.insert(name.clone(), port);
     }
@@ -511,7 +700,7 @@ pub fn remove_dead_instances(tmp: &Path) -> Vec<PathBuf> {
 }
 
 /// Writes a private key, readable by its owner only from the first byte on.
-fn write_secret(path: &Path, text: &str) -> Result<(), String> {
+fn write_secret(path: &Path, text: &str) -> Result<(), StartError> {
     use std::io::Write;
     let mut options = std::fs::OpenOptions::new();
     options.write(true).create_new(true);
@@ -520,113 +709,7 @@ fn write_secret(path: &Path, text: &str) -> Result<(), String> {
     options
         .open(path)
         .and_then(|mut f| f.write_all(text.as_bytes()))
-        .map_err(|e| io_err(path, e))
-}
-
-/// Where a managed run's server logs go, and how it behaves.
-#[derive(Debug, Clone, Default)]
-pub struct ManagedOptions {
-    /// Keep each instance's log here as `<group>.log`.
-    pub keep_logs: Option<PathBuf>,
-}
-
-/// Runs `cases` against the server of `profile`: one instance per
-/// configuration group, one after the other; cases the server cannot be
-/// configured for come back `not-applicable` with the reason. Every instance
-/// is stopped before this returns (or, on cancellation, when dropped).
-pub async fn run_managed(
-    profile: &Profile,
-    cases: Vec<Case>,
-    options: Options,
-    managed: ManagedOptions,
-    done: impl Fn(&CaseResult) + Send + Sync + Clone + 'static,
-) -> Result<Vec<CaseResult>, String> {
-    if let Some(why) = profile.unavailable() {
-        return Err(why);
-    }
-    let plan = super::profile::plan(&profile.capabilities, &cases, options.policy);
-    let mut results = Vec::new();
-    for (case, reason) in plan.not_applicable {
-        let r = not_applicable(&case, reason, options.policy);
-        done(&r);
-        results.push(r);
-    }
-    for (group, cases) in plan.groups {
-        let partners = partner_domains(&cases);
-        let needs_users = cases.iter().any(|c| match &c.kind {
-            CaseKind::Script(s) => super::profile::needs_local_users(s),
-            _ => false,
-        });
-        let started = Harness::start_managed(
-            profile,
-            group,
-            &partners,
-            options.clone(),
-            managed.keep_logs.clone(),
-            needs_users,
-        )
-        .await;
-        let harness = match started {
-            Ok(harness) => harness,
-            // The other groups may still run; these cases say why they did not.
-            Err(e) => {
-                let why = format!(
-                    "harness error: {} ({group}) did not start: {e}",
-                    profile.name
-                );
-                for case in &cases {
-                    let r = crate::run::lost_case(case, why.clone());
-                    done(&r);
-                    results.push(r);
-                }
-                continue;
-            }
-        };
-        let harness = std::sync::Arc::new(harness);
-        let group_results = harness.run(cases, done.clone()).await;
-        if let Ok(h) = std::sync::Arc::try_unwrap(harness) {
-            h.shutdown().await;
-        }
-        results.extend(group_results);
-    }
-    Ok(results)
-}
-
-/// The peer domains of the pairing cases and the partner scenarios: the
-/// partners an instance knows.
-fn partner_domains(cases: &[Case]) -> Vec<String> {
-    let mut domains: Vec<String> = cases
-        .iter()
-        .filter_map(|c| match &c.kind {
-            CaseKind::Pairing(p) => Some(crate::scenario::peer_domain(p)),
-            CaseKind::Script(s) if s.partner.is_some() => Some(s.domain()),
-            _ => None,
-        })
-        .collect();
-    domains.sort();
-    domains.dedup();
-    domains
-}
-
-fn not_applicable(case: &Case, reason: String, policy: Policy) -> CaseResult {
-    let expected = match &case.kind {
-        CaseKind::Pairing(p) => Some(crate::run::judge::expected_of(&expect(p, policy))),
-        CaseKind::Stranger { .. } => Some(crate::run::judge::stranger_expected()),
-        CaseKind::Config(_) | CaseKind::Script(_) => None,
-    };
-    CaseResult {
-        id: case.id.clone(),
-        family: case.family.clone(),
-        description: case.description.clone(),
-        verdict: Verdict::NotApplicable,
-        expected,
-        observed: None,
-        messages: vec![reason],
-        deviations: Vec::new(),
-        duration_ms: 0,
-        waited: Vec::new(),
-        transcript: Vec::new(),
-    }
+        .map_err(io_err(path))
 }
 
 #[cfg(test)]
@@ -674,7 +757,9 @@ mod tests {
     fn render_substitutes_and_refuses_unknown_placeholders() {
         let values: BTreeMap<String, String> = [("a".to_string(), "1".to_string())].into();
         assert_eq!(render("x {{a}} {{ a }}", &values).unwrap(), "x 1 1");
-        assert!(render("{{b}}", &values).unwrap_err().contains("{{b}}"));
+        let err = render("{{b}}", &values).unwrap_err();
+        assert_eq!(err, RenderError::NoValue("b".into()));
+        assert!(err.to_string().contains("{{b}}"), "{err}");
         assert!(render("{{a", &values).is_err());
         assert_eq!(render("plain", &values).unwrap(), "plain");
     }

@@ -1,8 +1,10 @@
 //! The target under test and what the harness can ask of it. The reference
 //! proxy runs in-process and can be driven directly; an external target is
 //! only an address and a domain that someone else configured; a managed
-//! target is a real server (Prosody, ejabberd) that s2spec configures,
-//! starts and stops itself from a profile under `fixtures/targets/`.
+//! target is a real server (Prosody, ejabberd, any server with a profile)
+//! that s2spec configures, starts and stops itself from its profile
+//! (`profile`, docs/profiles.md) with the process lifecycle of `managed`.
+//! Nothing here runs cases: that is `run`'s job.
 
 pub mod managed;
 pub mod profile;
@@ -29,11 +31,9 @@ pub enum Target {
     Managed(Box<Managed>),
 }
 
-/// A managed server and how to stop it.
+/// A managed server (its processes stop as their profile says).
 pub struct Managed {
     pub server: managed::ManagedServer,
-    pub stop_signal: String,
-    pub stop_grace: std::time::Duration,
     /// Why the server cannot be handed a configuration to validate.
     pub config_reason: String,
     /// Its local users, logged in as clients.
@@ -159,7 +159,7 @@ impl Target {
                 if let LocalUsers::Online(users) = &m.users {
                     users.shutdown().await;
                 }
-                m.server.shutdown(&m.stop_signal, m.stop_grace).await
+                m.server.shutdown().await
             }
         }
     }

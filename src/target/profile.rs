@@ -1,7 +1,9 @@
-//! Target profiles (`fixtures/targets/<name>.toml`): how to run a real server
-//! and its capability map — which partner settings it can express, globally
-//! or per remote domain. [`decide`] is the pure rule that turns a case into
-//! "run it in this configuration group" or "not applicable, because ...".
+//! Target profiles (`fixtures/targets/<name>.toml`, reference in
+//! docs/profiles.md): how to run a real server — its processes, ports,
+//! templates and files — and its capability map: which partner settings it
+//! can express, globally or per remote domain. [`candidates`] is the pure
+//! rule that turns a case into "run it in one of these configuration
+//! groups" or "not applicable, because ...".
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -13,13 +15,14 @@ use crate::oracle::{
     Direction, DnsVariant, Pairing, Policy, certificate_defect, optional_identity,
 };
 use crate::partner::{Method, Negotiation, PartnerType, Setting, methods};
-use crate::scenario::script::{Action, Script};
+use crate::scenario::script::{Action, Need, Script};
 use crate::scenario::{Case, CaseKind};
 
-/// A managed target's profile, as read from its TOML file.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+/// A managed target's profile, resolved from its TOML file.
+#[derive(Debug, Clone)]
 pub struct Profile {
+    /// The profile's name: its file name without `.toml` (what `--target`
+    /// and the report call it).
     pub name: String,
     pub description: String,
     /// The executable that must be on PATH.
@@ -30,49 +33,107 @@ pub struct Profile {
     pub version_file: Option<PathBuf>,
     /// Or a command printing it (used when there is no `version_file`).
     pub version_command: Option<Vec<String>>,
-    /// The configuration template, relative to the profile file.
-    pub template: PathBuf,
-    /// The rendered configuration's file name in the run directory.
-    pub config_name: String,
-    /// The server's log file name in the run directory.
-    pub log_name: Option<String>,
-    /// The command line; `{config}` and `{run_dir}` are substituted.
-    pub command: Vec<String>,
-    /// The server's environment; `{config}` and `{run_dir}` are substituted.
-    #[serde(default)]
-    pub env: BTreeMap<String, String>,
-    /// Further files written into the run directory: name → template (the
-    /// same `{{placeholders}}` as the configuration template).
-    #[serde(default)]
+    /// The main configuration template, relative to the profile file, and
+    /// the rendered file's name in the run directory (`{{config_file}}`).
+    pub template: Option<PathBuf>,
+    pub config_name: Option<String>,
+    /// Further template files: rendered name in the run directory → template
+    /// file relative to the profile file.
+    pub templates: BTreeMap<String, PathBuf>,
+    /// Further files written into the run directory: name → inline template.
     pub files: BTreeMap<String, String>,
     /// How the server reaches the mock DNS.
     pub dns: DnsHookup,
     /// Modules every instance loads.
-    #[serde(default)]
     pub modules: Vec<String>,
     /// How one module is written in the `{{modules}}` list (`{name}`).
-    #[serde(default = "default_module_format")]
     pub module_format: String,
     /// How one partner domain is written in the `{{partners}}` list
     /// (`{domain}`), for a partner allowlist.
-    #[serde(default = "default_partner_format")]
     pub partner_format: String,
-    pub readiness: Readiness,
-    pub stop: Stop,
     /// Fixed template values.
-    #[serde(default)]
     pub values: BTreeMap<String, String>,
     /// The loopback ports the server listens on, by name: each gets a free
-    /// port, written `{{port_<name>}}` in templates. `s2s` is required (the
-    /// port cases connect to; also `{{s2s_port}}`).
-    #[serde(default = "default_ports")]
+    /// port, written `{{port_<name>}}`. `s2s` is required (the port cases
+    /// connect to; also `{{s2s_port}}`).
     pub ports: Vec<String>,
+    /// Named settings slots besides `{{settings}}`: `{{settings_<slot>}}`.
+    pub settings_slots: Vec<String>,
+    /// The server's processes, started in this order, stopped in reverse.
+    pub processes: Vec<Process>,
     /// Local users s2spec creates and plays as clients over c2s.
     pub accounts: Option<Accounts>,
     pub capabilities: Capabilities,
-    /// Where the profile was read from (templates are relative to it).
-    #[serde(skip)]
+    /// The directory of the profile file (templates are relative to it).
     pub dir: PathBuf,
+}
+
+/// One process of a managed server.
+#[derive(Debug, Clone)]
+pub struct Process {
+    /// Names its output (`<name>.stdout.txt`) and errors; `server` for the
+    /// single process of the top-level keys.
+    pub name: String,
+    /// The command line; every template value may be used.
+    pub command: Vec<String>,
+    /// Its environment; every template value may be used.
+    pub env: BTreeMap<String, String>,
+    /// Its log file's name in the run directory.
+    pub log: Option<String>,
+    pub readiness: Readiness,
+    pub stop: Stop,
+}
+
+/// The file as written: the single-process keys (`command`, `env`,
+/// `log-name`, `readiness`, `stop`) or an ordered `[[process]]` list.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct RawProfile {
+    description: String,
+    program: String,
+    install: String,
+    version_file: Option<PathBuf>,
+    version_command: Option<Vec<String>>,
+    template: Option<PathBuf>,
+    config_name: Option<String>,
+    #[serde(default)]
+    templates: BTreeMap<String, PathBuf>,
+    log_name: Option<String>,
+    command: Option<Vec<String>>,
+    env: Option<BTreeMap<String, String>>,
+    readiness: Option<Readiness>,
+    stop: Option<Stop>,
+    #[serde(default, rename = "process")]
+    processes: Vec<RawProcess>,
+    #[serde(default)]
+    files: BTreeMap<String, String>,
+    dns: DnsHookup,
+    #[serde(default)]
+    modules: Vec<String>,
+    #[serde(default = "default_module_format")]
+    module_format: String,
+    #[serde(default = "default_partner_format")]
+    partner_format: String,
+    #[serde(default)]
+    values: BTreeMap<String, String>,
+    #[serde(default = "default_ports")]
+    ports: Vec<String>,
+    #[serde(default)]
+    settings_slots: Vec<String>,
+    accounts: Option<Accounts>,
+    capabilities: Capabilities,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct RawProcess {
+    name: String,
+    command: Vec<String>,
+    #[serde(default)]
+    env: BTreeMap<String, String>,
+    log: Option<String>,
+    readiness: Readiness,
+    stop: Stop,
 }
 
 fn default_ports() -> Vec<String> {
@@ -105,7 +166,9 @@ fn default_partner_format() -> String {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum DnsHookup {
-    /// A configuration option carries the mock DNS address.
+    /// The server can be given the mock DNS with its port (a configuration
+    /// option, an inetrc, an environment variable): it listens on any free
+    /// loopback port.
     Forward,
     /// The server resolves through the C library, whose resolv.conf takes no
     /// port: the mock DNS listens on port 53 of a loopback address of its
@@ -119,12 +182,19 @@ pub enum DnsHookup {
 pub struct Readiness {
     pub kind: ReadinessKind,
     pub timeout_ms: u64,
+    /// The named port probed (from `ports`).
+    #[serde(default = "s2s_port")]
+    pub port: String,
+}
+
+fn s2s_port() -> String {
+    S2S_PORT.into()
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum ReadinessKind {
-    /// The s2s port accepts a TCP connection.
+    /// The port accepts a TCP connection.
     TcpConnect,
     /// The server answers a server-to-server stream header with its own.
     StreamHeader,
@@ -157,6 +227,41 @@ pub struct Capabilities {
     pub proxy_fqdn: Capability,
     /// Refusing an invalid partner configuration (SPEC §3).
     pub config_validation: Capability,
+    /// Bidirectional streams (XEP-0288), value `on`: what a group of the
+    /// scenarios that need them adds. Optional: absent is scope `none`.
+    #[serde(default = "not_stated")]
+    pub bidi: Capability,
+}
+
+fn not_stated() -> Capability {
+    Capability {
+        scope: Scope::None,
+        how: None,
+        reason: Some(
+            "the profile states no way to offer bidirectional streams (XEP-0288): no \
+             `[capabilities.bidi]`"
+                .into(),
+        ),
+        values: BTreeMap::new(),
+    }
+}
+
+impl Capabilities {
+    /// Each capability with its key and the value names it may have.
+    fn each(&self) -> [(&'static str, &Capability, &'static [&'static str]); 8] {
+        const ON: &[&str] = &["on"];
+        const ON_OFF: &[&str] = &["on", "off"];
+        [
+            ("tls", &self.tls, &["required", "optional", "not-supported"]),
+            ("sasl", &self.sasl, ON_OFF),
+            ("dialback", &self.dialback, ON_OFF),
+            ("policy", &self.policy, &["lync", "strict"]),
+            ("partner-allowlist", &self.partner_allowlist, ON),
+            ("proxy-fqdn", &self.proxy_fqdn, ON),
+            ("config-validation", &self.config_validation, ON),
+            ("bidi", &self.bidi, ON_OFF),
+        ]
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -178,7 +283,8 @@ pub struct Capability {
     /// Why it cannot be expressed (scope `none`).
     #[serde(default)]
     pub reason: Option<String>,
-    /// The expressible values.
+    /// The expressible values (names checked at load: serde cannot refuse
+    /// unknown keys beside a flattened map).
     #[serde(flatten)]
     pub values: BTreeMap<String, Fragment>,
 }
@@ -187,8 +293,12 @@ pub struct Capability {
 #[derive(Debug, Clone, Default, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct Fragment {
+    /// Lines for `{{settings}}`.
     #[serde(default)]
     pub settings: Vec<String>,
+    /// Lines for the named slots: slot → lines for `{{settings_<slot>}}`.
+    #[serde(default)]
+    pub slots: BTreeMap<String, Vec<String>>,
     #[serde(default)]
     pub modules: Vec<String>,
     /// Methods a server with this value can never admit (a policy switch that
@@ -233,61 +343,215 @@ impl Capability {
     }
 }
 
+/// Why a profile could not be loaded: the file, the line and the key at fault.
+#[derive(Debug, thiserror::Error)]
+pub enum ProfileError {
+    #[error("cannot read target profile {}: {source}", path.display())]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    /// Invalid UTF-8, at its line.
+    #[error("{0}")]
+    Text(crate::source::ReadError),
+    #[error("{}:{line}: {message}", file.display())]
+    Invalid {
+        file: PathBuf,
+        line: usize,
+        message: String,
+    },
+    #[error(
+        "no target profile `{name}`: {} does not exist (profiles in {}: {known}; or pass a \
+         profile file, --target PATH.toml)",
+        dir.join(format!("{name}.toml")).display(),
+        dir.display()
+    )]
+    NotFound {
+        name: String,
+        dir: PathBuf,
+        known: String,
+    },
+}
+
 impl Profile {
-    /// Reads `fixtures/targets/<name>.toml`-style files.
-    pub fn load(path: &Path) -> Result<Profile, String> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| format!("cannot read target profile {}: {e}", path.display()))?;
-        let mut profile: Profile =
-            toml::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?;
-        profile.dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
-        if profile.command.is_empty() {
-            return Err(format!("{}: `command` is empty", path.display()));
-        }
-        profile
-            .check_ports()
-            .map_err(|e| format!("{}: {e}", path.display()))?;
+    /// Reads a profile file; its name is the file's stem.
+    pub fn load(path: &Path) -> Result<Profile, ProfileError> {
+        let text = crate::source::read_text(path).map_err(|e| match e {
+            crate::source::ReadError::Io { path, source } => ProfileError::Read { path, source },
+            utf8 => ProfileError::Text(utf8),
+        })?;
+        let at = |keys: &[String], message: String| ProfileError::Invalid {
+            file: path.to_path_buf(),
+            line: key_line(&text, keys).unwrap_or(1),
+            message,
+        };
+        let raw: RawProfile = toml::from_str(&text).map_err(|e| ProfileError::Invalid {
+            file: path.to_path_buf(),
+            line: e
+                .span()
+                .map(|s| crate::source::line_of(&text, s.start))
+                .unwrap_or(1),
+            message: e.message().trim().to_string(),
+        })?;
+        let name = path
+            .file_stem()
+            .and_then(|s| s.to_str())
+            .filter(|s| !s.is_empty())
+            .ok_or_else(|| at(&[], "the file name gives the profile no name".into()))?
+            .to_string();
+        let processes = single_or_list(&raw).map_err(|(keys, m)| at(&keys, m))?;
+        let profile = Profile {
+            name,
+            description: raw.description,
+            program: raw.program,
+            install: raw.install,
+            version_file: raw.version_file,
+            version_command: raw.version_command,
+            template: raw.template,
+            config_name: raw.config_name,
+            templates: raw.templates,
+            files: raw.files,
+            dns: raw.dns,
+            modules: raw.modules,
+            module_format: raw.module_format,
+            partner_format: raw.partner_format,
+            values: raw.values,
+            ports: raw.ports,
+            settings_slots: raw.settings_slots,
+            processes,
+            accounts: raw.accounts,
+            capabilities: raw.capabilities,
+            dir: path.parent().map(Path::to_path_buf).unwrap_or_default(),
+        };
+        profile.check().map_err(|(keys, m)| at(&keys, m))?;
         Ok(profile)
     }
 
-    /// The profile of a named server under `dir` (`fixtures/targets`).
-    pub fn named(dir: &Path, name: &str) -> Result<Profile, String> {
-        Profile::load(&dir.join(format!("{name}.toml")))
+    /// `--target NAME` (`DIR/NAME.toml`) or `--target PATH.toml`.
+    pub fn find(dir: &Path, target: &str) -> Result<Profile, ProfileError> {
+        if target.ends_with(".toml") || target.contains('/') {
+            return Profile::load(Path::new(target));
+        }
+        Profile::named(dir, target)
     }
 
-    /// `ports` names `s2s` once, every name is a plain word, and the
-    /// accounts' port is one of them.
-    fn check_ports(&self) -> Result<(), String> {
+    /// The profile of a named server under `dir` (`fixtures/targets`).
+    pub fn named(dir: &Path, name: &str) -> Result<Profile, ProfileError> {
+        let path = dir.join(format!("{name}.toml"));
+        if !path.is_file() {
+            let known = profile_files(dir)
+                .iter()
+                .filter_map(|p| p.file_stem()?.to_str().map(str::to_owned))
+                .collect::<Vec<_>>();
+            return Err(ProfileError::NotFound {
+                name: name.to_string(),
+                dir: dir.to_path_buf(),
+                known: if known.is_empty() {
+                    "none".into()
+                } else {
+                    known.join(", ")
+                },
+            });
+        }
+        Profile::load(&path)
+    }
+
+    /// What the file says beyond what serde checks, as the keys at fault
+    /// and the message: ports, slots, templates, capability values.
+    fn check(&self) -> Result<(), (Vec<String>, String)> {
+        let err = |keys: &[&str], m: String| Err((keys.iter().map(|k| k.to_string()).collect(), m));
         if !self.ports.iter().any(|p| p == S2S_PORT) {
-            return Err(format!("`ports` must name \"{S2S_PORT}\""));
+            return err(&["ports"], format!("`ports` must name \"{S2S_PORT}\""));
         }
         for (i, p) in self.ports.iter().enumerate() {
-            if p.is_empty() || !p.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
-                return Err(format!(
-                    "`ports`: {p:?} is not a plain name (letters, digits, _)"
-                ));
+            if !is_plain_name(p) {
+                return err(
+                    &["ports"],
+                    format!("`ports`: {p:?} is not a plain name (letters, digits, _)"),
+                );
             }
             if self.ports[..i].contains(p) {
-                return Err(format!("`ports`: {p:?} is named twice"));
+                return err(&["ports"], format!("`ports`: {p:?} is named twice"));
             }
         }
         if let Some(a) = &self.accounts {
             if !self.ports.contains(&a.port) {
-                return Err(format!(
-                    "`accounts.port` = {:?} is not among `ports` ({})",
-                    a.port,
-                    self.ports.join(", ")
-                ));
+                return err(
+                    &["accounts", "port"],
+                    format!(
+                        "`accounts.port` = {:?} is not among `ports` ({})",
+                        a.port,
+                        self.ports.join(", ")
+                    ),
+                );
             }
             if a.users.is_empty() {
-                return Err("`accounts.users` is empty".into());
+                return err(&["accounts", "users"], "`accounts.users` is empty".into());
+            }
+        }
+        if self.template.is_some() != self.config_name.is_some() {
+            return err(
+                &["template"],
+                "`template` and `config-name` go together (the template and the name of the \
+                 rendered file)"
+                    .into(),
+            );
+        }
+        for p in &self.processes {
+            if !self.ports.contains(&p.readiness.port) {
+                return err(
+                    &["readiness", "port"],
+                    format!(
+                        "process `{}`: readiness port {:?} is not among `ports` ({})",
+                        p.name,
+                        p.readiness.port,
+                        self.ports.join(", ")
+                    ),
+                );
+            }
+        }
+        for s in &self.settings_slots {
+            if !is_plain_name(s) {
+                return err(
+                    &["settings-slots"],
+                    format!("`settings-slots`: {s:?} is not a plain name (letters, digits, _)"),
+                );
+            }
+        }
+        for (key, cap, allowed) in self.capabilities.each() {
+            for (value, fragment) in &cap.values {
+                if !allowed.contains(&value.as_str()) {
+                    return Err((
+                        vec!["capabilities".to_string(), key.to_string(), value.clone()],
+                        format!(
+                            "capabilities.{key}: unknown key `{value}` (values: {}; or scope, \
+                             how, reason)",
+                            allowed.join(", ")
+                        ),
+                    ));
+                }
+                if let Some(slot) = fragment
+                    .slots
+                    .keys()
+                    .find(|s| !self.settings_slots.contains(s))
+                {
+                    return Err((
+                        vec!["capabilities".to_string(), key.to_string(), value.clone()],
+                        format!(
+                            "capabilities.{key}.{value}: slot `{slot}` is not among \
+                             `settings-slots` ({})",
+                            self.settings_slots.join(", ")
+                        ),
+                    ));
+                }
             }
         }
         Ok(())
     }
 
-    pub fn template_path(&self) -> PathBuf {
-        self.dir.join(&self.template)
+    /// The main configuration template, when there is one.
+    pub fn template_path(&self) -> Option<PathBuf> {
+        self.template.as_ref().map(|t| self.dir.join(t))
     }
 
     /// Where `program` is on PATH, if anywhere.
@@ -352,6 +616,130 @@ impl Profile {
     }
 }
 
+/// The processes of a profile: the `[[process]]` list, or the one process
+/// the top-level keys describe; mixing both is an error.
+fn single_or_list(raw: &RawProfile) -> Result<Vec<Process>, (Vec<String>, String)> {
+    let single = [
+        ("command", raw.command.is_some()),
+        ("env", raw.env.is_some()),
+        ("log-name", raw.log_name.is_some()),
+        ("readiness", raw.readiness.is_some()),
+        ("stop", raw.stop.is_some()),
+    ];
+    let keys = |k: &str| vec![k.to_string()];
+    if !raw.processes.is_empty() {
+        if let Some((key, _)) = single.iter().find(|(_, set)| *set) {
+            return Err((
+                keys(key),
+                format!(
+                    "`{key}` belongs to a `[[process]]` when the profile lists processes \
+                     (the top-level keys describe a server of one process)"
+                ),
+            ));
+        }
+        let mut out: Vec<Process> = Vec::new();
+        for (i, p) in raw.processes.iter().enumerate() {
+            let at = vec!["process".to_string(), i.to_string(), "name".to_string()];
+            if !is_plain_name(&p.name) {
+                return Err((
+                    at,
+                    format!(
+                        "process {:?}: not a plain name (letters, digits, _)",
+                        p.name
+                    ),
+                ));
+            }
+            if out.iter().any(|o| o.name == p.name) {
+                return Err((at, format!("process {:?} is named twice", p.name)));
+            }
+            if p.command.is_empty() {
+                let at = vec!["process".to_string(), i.to_string(), "command".to_string()];
+                return Err((at, format!("process `{}`: `command` is empty", p.name)));
+            }
+            out.push(Process {
+                name: p.name.clone(),
+                command: p.command.clone(),
+                env: p.env.clone(),
+                log: p.log.clone(),
+                readiness: p.readiness.clone(),
+                stop: p.stop.clone(),
+            });
+        }
+        return Ok(out);
+    }
+    let missing = |key: &str| {
+        (
+            Vec::new(),
+            format!("missing `{key}` (or a `[[process]]` list)"),
+        )
+    };
+    let command = raw.command.clone().ok_or_else(|| missing("command"))?;
+    if command.is_empty() {
+        return Err((keys("command"), "`command` is empty".into()));
+    }
+    Ok(vec![Process {
+        name: "server".into(),
+        command,
+        env: raw.env.clone().unwrap_or_default(),
+        log: raw.log_name.clone(),
+        readiness: raw.readiness.clone().ok_or_else(|| missing("readiness"))?,
+        stop: raw.stop.clone().ok_or_else(|| missing("stop"))?,
+    }])
+}
+
+fn is_plain_name(s: &str) -> bool {
+    !s.is_empty() && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+/// The `*.toml` files of a profile directory, sorted.
+pub fn profile_files(dir: &Path) -> Vec<PathBuf> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map(|d| {
+            d.flatten()
+                .map(|e| e.path())
+                .filter(|p| p.extension().is_some_and(|e| e == "toml") && p.is_file())
+                .collect()
+        })
+        .unwrap_or_default();
+    files.sort();
+    files
+}
+
+/// The line of the key at `keys` (table keys, array indices as numbers),
+/// or of the deepest part of it that exists; `None` for an empty path.
+fn key_line(text: &str, keys: &[impl AsRef<str>]) -> Option<usize> {
+    use toml::de::{DeTable, DeValue};
+    let root = DeTable::parse(text).ok()?;
+    let mut table = root.get_ref();
+    let mut line = None;
+    let mut keys = keys.iter().map(AsRef::as_ref).peekable();
+    while let Some(key) = keys.next() {
+        let Some((k, v)) = table.iter().find(|(k, _)| k.get_ref().as_ref() == key) else {
+            break;
+        };
+        line = Some(crate::source::line_of(text, k.span().start));
+        let mut value = v.get_ref();
+        // An array of tables: the next key is the index.
+        if let DeValue::Array(items) = value {
+            let Some(item) = keys
+                .peek()
+                .and_then(|i| i.parse::<usize>().ok())
+                .and_then(|i| items.get(i))
+            else {
+                break;
+            };
+            keys.next();
+            line = Some(crate::source::line_of(text, item.span().start));
+            value = item.get_ref();
+        }
+        match value {
+            DeValue::Table(t) => table = t,
+            _ => break,
+        }
+    }
+    line
+}
+
 /// Whether this process runs as root (effective UID 0, from /proc).
 pub fn is_root() -> bool {
     std::fs::read_to_string("/proc/self/status")
@@ -398,6 +786,10 @@ pub struct Group {
     pub sasl: bool,
     pub dialback: bool,
     pub policy: Policy,
+    /// Bidirectional streams (XEP-0288) offered: only for the scenarios
+    /// that state `needs = ["bidi"]`, since a server that offers them
+    /// answers the outbound trigger's ping on the inbound stream.
+    pub bidi: bool,
 }
 
 fn on_off(b: bool) -> &'static str {
@@ -408,11 +800,12 @@ impl fmt::Display for Group {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "tls={} sasl={} dialback={} policy={}",
+            "tls={} sasl={} dialback={} policy={}{}",
             self.tls,
             on_off(self.sasl),
             on_off(self.dialback),
-            self.policy
+            self.policy,
+            if self.bidi { " bidi=on" } else { "" }
         )
     }
 }
@@ -438,12 +831,18 @@ impl Group {
 
     /// The configuration fragments of this group, in setting order.
     pub fn fragments<'a>(&self, caps: &'a Capabilities) -> Result<Vec<&'a Fragment>, String> {
-        Ok(vec![
+        let mut fragments = vec![
             caps.tls.fragment("tls", self.tls.as_str())?,
             caps.sasl.fragment("sasl", on_off(self.sasl))?,
             caps.dialback.fragment("dialback", on_off(self.dialback))?,
             caps.policy.fragment("policy", &self.policy.to_string())?,
-        ])
+        ];
+        // A profile without the capability says nothing about bidi, so only
+        // a group that needs it takes a fragment.
+        if self.bidi {
+            fragments.push(caps.bidi.fragment("bidi", "on")?);
+        }
+        Ok(fragments)
     }
 }
 
@@ -465,6 +864,7 @@ pub fn express(caps: &Capabilities, t: Negotiation, policy: Policy) -> Result<Gr
         sasl: want.contains(Method::SaslOverTls),
         dialback: want.contains(Method::TlsDialback) || want.contains(Method::TcpDialback),
         policy,
+        bidi: false,
     };
     let reason = |e: String| format!("target configuration {} ({}): {e}", t.code(), describe(t));
     for (cap, name) in [
@@ -538,24 +938,33 @@ fn list(m: &[Method]) -> String {
 }
 
 /// The decision for one case: its target configuration must be expressible,
-/// and so must everything else the case relies on.
+/// and so must everything else the case relies on; it runs in the first of
+/// its [`candidates`].
 pub fn decide(caps: &Capabilities, case: &Case, policy: Policy) -> Decision {
-    let na = |c: &Capability, what: &str| Decision::NotApplicable(c.why_not(what));
+    match candidates(caps, case, policy) {
+        Ok(groups) => Decision::Run(groups[0]),
+        Err(reason) => Decision::NotApplicable(reason),
+    }
+}
+
+/// Every group a case can run in, never empty, in the order of preference
+/// (a scenario lists the configurations under which it holds), or why the
+/// server cannot run it at all. Pure: the capability map and the case decide.
+pub fn candidates(caps: &Capabilities, case: &Case, policy: Policy) -> Result<Vec<Group>, String> {
+    let na = |c: &Capability, what: &str| Err(c.why_not(what));
     match &case.kind {
         CaseKind::Config(_) => {
             if caps.config_validation.scope == Scope::None {
                 return na(&caps.config_validation, "a partner configuration");
             }
-            Decision::NotApplicable(
-                "the managed runner cannot hand a server an invalid configuration yet".into(),
-            )
+            Err("the managed runner cannot hand a server an invalid configuration yet".into())
         }
         CaseKind::Stranger { direction, peer } => {
             if *direction == Direction::Outbound && caps.partner_allowlist.scope != Scope::None {
                 // The ping that would make the server address the stranger
                 // comes from the stranger itself, which the allowlist refuses:
                 // a pass would prove nothing about the outbound side.
-                return Decision::NotApplicable(
+                return Err(
                     "the outbound trigger is a ping from the peer's own domain, which a partner \
                      allowlist refuses, so nothing can make the server address a stranger"
                         .into(),
@@ -563,13 +972,13 @@ pub fn decide(caps: &Capabilities, case: &Case, policy: Policy) -> Decision {
             }
             stranger(caps, *peer, policy)
         }
-        CaseKind::Script(script) => decide_script(caps, script, policy),
+        CaseKind::Script(script) => script_candidates(caps, script, policy),
         CaseKind::Pairing(p) => {
             if p.dns == DnsVariant::ProxyFqdn && caps.proxy_fqdn.scope == Scope::None {
                 return na(&caps.proxy_fqdn, "a proxy FQDN");
             }
             if let Some(reason) = certificate_bound_mismatch(caps, p, policy) {
-                return Decision::NotApplicable(reason);
+                return Err(reason);
             }
             run_as(caps, p.target, policy)
         }
@@ -603,19 +1012,16 @@ fn certificate_bound_mismatch(caps: &Capabilities, p: &Pairing, policy: Policy) 
 }
 
 /// Run in the group of configuration `t`, or not-applicable with the reason.
-fn run_as(caps: &Capabilities, t: Negotiation, policy: Policy) -> Decision {
-    match express(caps, t, policy) {
-        Ok(group) => Decision::Run(group),
-        Err(reason) => Decision::NotApplicable(reason),
-    }
+fn run_as(caps: &Capabilities, t: Negotiation, policy: Policy) -> Result<Vec<Group>, String> {
+    express(caps, t, policy).map(|g| vec![g])
 }
 
 /// A peer that is no partner meets a server configured like the peer
 /// itself: were it a partner it could authenticate, so a refusal is the
 /// allowlist's.
-fn stranger(caps: &Capabilities, peer: Negotiation, policy: Policy) -> Decision {
+fn stranger(caps: &Capabilities, peer: Negotiation, policy: Policy) -> Result<Vec<Group>, String> {
     if caps.partner_allowlist.scope == Scope::None {
-        return Decision::NotApplicable(caps.partner_allowlist.why_not("a partner allowlist"));
+        return Err(caps.partner_allowlist.why_not("a partner allowlist"));
     }
     run_as(caps, peer, policy)
 }
@@ -625,8 +1031,32 @@ fn stranger(caps: &Capabilities, peer: Negotiation, policy: Policy) -> Decision 
 /// users run too: a managed server's own users (profile `[accounts]`) are
 /// logged in as clients and observe delivery where the reference target's
 /// echo user does it at the peer's server.
-fn decide_script(caps: &Capabilities, script: &Script, policy: Policy) -> Decision {
-    let na = Decision::NotApplicable;
+fn script_candidates(
+    caps: &Capabilities,
+    script: &Script,
+    policy: Policy,
+) -> Result<Vec<Group>, String> {
+    let na = Err;
+    // What the scenario states it needs, before what its contents imply.
+    for need in &script.needs {
+        let lacking = match need {
+            // The profile's `[accounts]`: checked where the profile is known
+            // (`run::managed::plan`), and at the instance's login.
+            Need::LocalUsers => None,
+            Need::PartnerAllowlist => (caps.partner_allowlist.scope == Scope::None)
+                .then(|| caps.partner_allowlist.why_not("a partner allowlist")),
+            Need::ProxyFqdn => (caps.proxy_fqdn.scope == Scope::None)
+                .then(|| caps.proxy_fqdn.why_not("a proxy FQDN")),
+            Need::PartnerTypes => Some("the server has no partner types (SPEC §7)".to_string()),
+            Need::Bidi => caps.bidi.fragment("bidi", "on").err(),
+        };
+        if let Some(why) = lacking {
+            return na(format!(
+                "the scenario needs {} (its `needs`): {why}",
+                need.as_str()
+            ));
+        }
+    }
     let Some(partner) = &script.partner else {
         return stranger(caps, script.peer.negotiation, policy);
     };
@@ -681,24 +1111,44 @@ fn decide_script(caps: &Capabilities, script: &Script, policy: Policy) -> Decisi
             caps.partner_allowlist.why_not("a partner allowlist")
         ));
     }
-    choose_configuration(caps, partner.configurations(), policy)
+    let groups = configuration_groups(caps, partner.configurations(), policy)?;
+    let bidi = script.needs.contains(&Need::Bidi);
+    Ok(groups.into_iter().map(|g| Group { bidi, ..g }).collect())
 }
 
 /// The first of a scenario's configurations the server can express, in the
 /// order the scenario lists them; when none fits, the reason of each. Pure.
+#[cfg(test)]
 fn choose_configuration(
     caps: &Capabilities,
     configurations: impl Iterator<Item = Negotiation>,
     policy: Policy,
 ) -> Decision {
-    let mut reasons = Vec::new();
+    match configuration_groups(caps, configurations, policy) {
+        Ok(groups) => Decision::Run(groups[0]),
+        Err(reason) => Decision::NotApplicable(reason),
+    }
+}
+
+/// The groups of every configuration the server can express, in the order
+/// the scenario lists them (each once); when none fits, the reason of each.
+fn configuration_groups(
+    caps: &Capabilities,
+    configurations: impl Iterator<Item = Negotiation>,
+    policy: Policy,
+) -> Result<Vec<Group>, String> {
+    let (mut groups, mut reasons) = (Vec::new(), Vec::new());
     for n in configurations {
         match express(caps, n, policy) {
-            Ok(group) => return Decision::Run(group),
+            Ok(group) if !groups.contains(&group) => groups.push(group),
+            Ok(_) => {}
             Err(reason) => reasons.push(reason),
         }
     }
-    Decision::NotApplicable(match reasons.len() {
+    if !groups.is_empty() {
+        return Ok(groups);
+    }
+    Err(match reasons.len() {
         1 => reasons.remove(0),
         _ => format!(
             "none of the scenario's configurations can be expressed: {}",
@@ -713,27 +1163,11 @@ const PARTNER_TYPE_TAG: &str = "partner-type";
 /// Whether a scenario addresses the target's local users (delivery checks,
 /// stanzas to `user@{target}`): a managed target then logs its users in.
 pub fn needs_local_users(script: &Script) -> bool {
-    script.steps.iter().any(|step| {
-        matches!(step.action, Action::ExpectDelivery { .. }) || step.source.contains("@{target}")
-    })
-}
-
-/// Cases split into groups (in a stable order) and not-applicable ones.
-#[derive(Debug, Default)]
-pub struct Plan {
-    pub groups: BTreeMap<Group, Vec<Case>>,
-    pub not_applicable: Vec<(Case, String)>,
-}
-
-pub fn plan(caps: &Capabilities, cases: &[Case], policy: Policy) -> Plan {
-    let mut out = Plan::default();
-    for case in cases {
-        match decide(caps, case, policy) {
-            Decision::Run(g) => out.groups.entry(g).or_default().push(case.clone()),
-            Decision::NotApplicable(r) => out.not_applicable.push((case.clone(), r)),
-        }
-    }
-    out
+    script.needs.contains(&Need::LocalUsers)
+        || script.steps.iter().any(|step| {
+            matches!(step.action, Action::ExpectDelivery { .. })
+                || step.source.contains("@{target}")
+        })
 }
 
 #[cfg(test)]
@@ -785,6 +1219,7 @@ mod tests {
             partner_allowlist: cap(Scope::None, &[]),
             proxy_fqdn: cap(Scope::None, &[]),
             config_validation: cap(Scope::None, &[]),
+            bidi: cap(Scope::None, &[]),
         }
     }
 
@@ -833,7 +1268,8 @@ mod tests {
                 tls: Setting::NotSupported,
                 sasl: false,
                 dialback: true,
-                policy: Policy::Lync
+                policy: Policy::Lync,
+                bidi: false,
             }
         );
         let groups: std::collections::BTreeSet<_> = Negotiation::all()
@@ -966,25 +1402,10 @@ mod tests {
     }
 
     #[test]
-    fn plan_splits_cases_and_keeps_every_one() {
-        let caps = all_global();
-        let cases = vec![
-            pairing("RO1", DnsVariant::Srv),
-            pairing("RR0", DnsVariant::Srv),
-            pairing("RR1", DnsVariant::Srv),
-            pairing("RO1", DnsVariant::ProxyFqdn),
-        ];
-        let p = plan(&caps, &cases, Policy::Lync);
-        assert_eq!(p.groups.len(), 2);
-        assert_eq!(p.groups.values().map(Vec::len).sum::<usize>(), 3);
-        assert_eq!(p.not_applicable.len(), 1);
-    }
-
-    #[test]
     fn the_prosody_profile_parses_and_expresses_every_valid_row() {
         let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/targets");
         let p = Profile::named(&dir, "prosody").unwrap();
-        assert!(p.template_path().is_file());
+        assert!(p.template_path().unwrap().is_file());
         for t in Negotiation::all().filter(|t| crate::partner::negotiation_is_valid(*t)) {
             express(&p.capabilities, t, Policy::Lync).unwrap();
         }
@@ -1050,7 +1471,7 @@ mod tests {
     fn the_ejabberd_profile_parses_and_expresses_the_rows_with_external() {
         let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/targets");
         let p = Profile::named(&dir, "ejabberd").unwrap();
-        assert!(p.template_path().is_file());
+        assert!(p.template_path().unwrap().is_file());
         assert_eq!(p.dns, DnsHookup::ResolvConf);
         let mut groups = std::collections::BTreeSet::new();
         for t in Negotiation::all().filter(|t| crate::partner::negotiation_is_valid(*t)) {
@@ -1192,18 +1613,115 @@ mod tests {
         assert!(entry.contains("sasl = \"not-supported\""), "{entry}");
     }
 
+    /// A scenario's stated `needs` decide before its partner configuration:
+    /// a partner allowlist runs on ejabberd (which has one) and is
+    /// not-applicable on Prosody with the profile's reason.
+    #[test]
+    fn stated_needs_are_checked_against_the_capability_map() {
+        let text = |needs: &str| {
+            format!(
+                "id = \"rfc6120/4.1/needs-test\"\ntitle = \"t\"\nrefs = [\"RFC 6120 §4.1\"]\n\
+                 level = \"MUST\"\nneeds = [{needs}]\n\n[partner]\ntype = \"federated\"\n\
+                 tls = \"optional\"\nsasl = \"optional\"\ndialback = true\n\n[[step]]\nconnect = true\n"
+            )
+        };
+        let case = |needs: &str| {
+            crate::scenario::script_case(
+                crate::scenario::script::parse_script(&text(needs), "x.toml").unwrap(),
+            )
+        };
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/targets");
+        let prosody = Profile::named(&dir, "prosody").unwrap().capabilities;
+        let ejabberd = Profile::named(&dir, "ejabberd").unwrap().capabilities;
+        let allowlist = case("\"partner-allowlist\"");
+        match decide(&prosody, &allowlist, Policy::Lync) {
+            Decision::NotApplicable(r) => {
+                assert!(
+                    r.starts_with(
+                        "the scenario needs partner-allowlist (its `needs`): Prosody 0.12 federates"
+                    ),
+                    "{r}"
+                )
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(matches!(
+            decide(&ejabberd, &allowlist, Policy::Lync),
+            Decision::Run(_)
+        ));
+        assert!(matches!(
+            decide(&prosody, &case(""), Policy::Lync),
+            Decision::Run(_)
+        ));
+        let types = case("\"partner-types\"");
+        assert!(matches!(
+            decide(&ejabberd, &types, Policy::Lync),
+            Decision::NotApplicable(_)
+        ));
+        // Stated local users make the instance log its users in.
+        let CaseKind::Script(s) = &case("\"local-users\"").kind else {
+            panic!("a script")
+        };
+        assert!(needs_local_users(s));
+        // An unknown need is an error at its line.
+        let e =
+            crate::scenario::script::parse_script(&text("\"telepathy\""), "x.toml").unwrap_err();
+        assert!(
+            e.to_string().starts_with("x.toml:5:") && e.to_string().contains("telepathy"),
+            "{e}"
+        );
+    }
+
+    /// The bidi scenario runs on Prosody in a group of its own with
+    /// mod_s2s_bidi, and nowhere on ejabberd; no other case gets bidi.
+    #[test]
+    fn only_a_scenario_that_needs_bidi_gets_a_bidi_group() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+        let cases = crate::scenario::load_all(&root.join("scenarios/matrix.toml")).unwrap();
+        let dir = root.join("fixtures/targets");
+        let prosody = Profile::named(&dir, "prosody").unwrap().capabilities;
+        let ejabberd = Profile::named(&dir, "ejabberd").unwrap().capabilities;
+        for case in &cases {
+            let wants = matches!(&case.kind, CaseKind::Script(s) if s.needs.contains(&Need::Bidi));
+            if let Decision::Run(g) = decide(&prosody, case, Policy::Lync) {
+                assert_eq!(g.bidi, wants, "{}", case.id);
+                if wants {
+                    let modules: Vec<&String> = g
+                        .fragments(&prosody)
+                        .unwrap()
+                        .iter()
+                        .flat_map(|f| &f.modules)
+                        .collect();
+                    assert!(modules.iter().any(|m| *m == "s2s_bidi"), "{modules:?}");
+                }
+            }
+            if wants {
+                match decide(&ejabberd, case, Policy::Lync) {
+                    Decision::NotApplicable(r) => assert!(r.contains("XEP-0288"), "{r}"),
+                    other => panic!("{}: {other:?}", case.id),
+                }
+            }
+        }
+        let bidi = cases
+            .iter()
+            .find(|c| c.id == "xep0288/2/bidi-capability")
+            .unwrap();
+        assert!(matches!(decide(&prosody, bidi, Policy::Lync), Decision::Run(g) if g.bidi));
+    }
+
     #[test]
     fn ports_must_name_s2s_and_the_accounts_port() {
         let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/targets");
         let mut p = Profile::named(&dir, "prosody").unwrap();
-        assert!(p.check_ports().is_ok());
+        assert!(p.check().is_ok());
+        let message = |p: &Profile| p.check().unwrap_err().1;
         p.ports = vec!["c2s".into()];
-        assert!(p.check_ports().unwrap_err().contains("s2s"));
+        assert!(message(&p).contains("s2s"));
         p.ports = vec!["s2s".into(), "s2s".into()];
-        assert!(p.check_ports().unwrap_err().contains("twice"));
+        assert!(message(&p).contains("twice"));
         p.ports = vec!["s2s".into(), "c-2s".into()];
-        assert!(p.check_ports().unwrap_err().contains("plain name"));
+        assert!(message(&p).contains("plain name"));
         p.ports = vec!["s2s".into()];
-        assert!(p.check_ports().unwrap_err().contains("accounts.port"));
+        assert!(message(&p).contains("accounts.port"));
     }
 }

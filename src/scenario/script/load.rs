@@ -34,6 +34,9 @@ struct RawScript {
     tags: Vec<String>,
     #[serde(default)]
     stranger: bool,
+    /// What the scenario needs of a target beyond its partner configuration.
+    #[serde(default)]
+    needs: Vec<super::Need>,
     partner: Option<RawPartner>,
     #[serde(default)]
     peer: RawPeer,
@@ -309,6 +312,7 @@ pub fn parse_script(text: &str, file: &str) -> Result<Script, LoadError> {
         file: file.to_owned(),
         partner,
         peer,
+        needs: raw.needs,
         steps,
     })
 }
