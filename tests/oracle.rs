@@ -373,3 +373,33 @@ fn new_dns_variants() {
     assert!(unreachable.refs.iter().any(|r| r == "XEP-0220 §2.5"));
     assert!(!DnsVariant::AuthoritativeUnreachable.applies_to(Direction::Outbound));
 }
+
+/// `xmpps-to-starttls-port`: not going on to `_xmpp-server` after a failed
+/// direct-TLS record rests on RFC 6120 §3.2.1 step 7, which has no keyword:
+/// advisory (non-strict even under `strict`). Inbound SASL EXTERNAL needs no
+/// DNS, so a refusal there stays the matrix rule's failure.
+#[test]
+fn not_going_on_after_a_failed_direct_tls_record_is_advisory() {
+    let pairing = |direction, target: &str, peer: &str| Pairing {
+        target: Negotiation::from_code(target).unwrap(),
+        peer: Negotiation::from_code(peer).unwrap(),
+        direction,
+        cert: CertVariant::Valid,
+        dns: DnsVariant::XmppsToStarttlsPort,
+    };
+    for p in [
+        pairing(Direction::Outbound, "OO1", "OO1"),
+        pairing(Direction::Inbound, "NN1", "NN1"),
+    ] {
+        for policy in [Policy::Lync, Policy::Strict] {
+            let e = expect(&p, policy);
+            assert_ne!(e.outcome, Outcome::Refused);
+            let rule = e.deviation_of(Outcome::Refused).expect("a deviation");
+            assert_eq!(rule.keyword, None, "{rule:?}");
+            assert_eq!(rule.severity(policy), Severity::NonStrict);
+        }
+    }
+    let sasl = expect(&pairing(Direction::Inbound, "RR0", "RR0"), Policy::Lync);
+    let rule = sasl.deviation_of(Outcome::Refused).expect("a deviation");
+    assert_eq!(rule.source, SourceKind::Configuration);
+}

@@ -153,6 +153,26 @@ pub fn expect(p: &Pairing, policy: Policy) -> Expectation {
             e.refs.push((*r).to_string());
         }
     }
+    // `xmpps-to-starttls-port`: going on to the `_xmpp-server` record after
+    // direct TLS failed is RFC 6120 §3.2.1 step 7, which names no keyword,
+    // and XEP-0368 has no sentence for this case (its SHOULD is about the
+    // order of the records). A refusal caused by not going on is therefore
+    // advisory, never a failure. Inbound, DNS only matters for dialback.
+    if p.dns == DnsVariant::XmppsToStarttlsPort
+        && let Outcome::Authenticated(m) = e.outcome
+        && (p.direction == Direction::Outbound || m.uses_dialback())
+    {
+        e.alternatives.retain(|a| a.outcome != Outcome::Refused);
+        e.alternatives.push(Alternative {
+            outcome: Outcome::Refused,
+            deviates_from: Some(Requirement::advisory(
+                "RFC 6120 §3.2.1 step 7 (no keyword); XEP-0368 §3",
+            )),
+            why: "the target did not go on to the `_xmpp-server` record after direct TLS to \
+                  the `_xmpps-server` one failed"
+                .to_string(),
+        });
+    }
     if p.cert == CertVariant::ServerAuthOnly && e.outcome != Outcome::Refused {
         // SPEC §5: refusing a certificate without the clientAuth purpose (the
         // peer presents it as a client when it initiates or verifies
