@@ -115,6 +115,18 @@ fn failing_keeps_only_non_passing_transcripts() {
 }
 
 #[test]
+fn fail_keeps_only_failing_and_error_transcripts() {
+    let mut r = sample();
+    r.keep_transcripts(Transcripts::Fail);
+    assert_eq!(transcript_len(&r, "matrix/in/t-RR1/p-RR1/valid/srv"), 0);
+    assert_eq!(transcript_len(&r, "matrix/in/t-NN1/p-NN1/valid/srv"), 3);
+    // Non-strict: left out, and the renderings say so.
+    assert_eq!(transcript_len(&r, "matrix/in/t-OO1/p-OO1/valid/srv"), 0);
+    assert_eq!(r.run.transcripts, Some(Transcripts::Fail));
+    assert!(markdown_string(&r).contains("Transcript omitted (--transcripts fail)."));
+}
+
+#[test]
 fn none_says_so_in_markdown_html_and_junit() {
     let mut r = sample();
     r.keep_transcripts(Transcripts::None);
@@ -160,6 +172,7 @@ fn the_flag_spellings() {
     for (s, t) in [
         ("all", Transcripts::All),
         ("failing", Transcripts::Failing),
+        ("fail", Transcripts::Fail),
         ("none", Transcripts::None),
     ] {
         assert_eq!(s.parse::<Transcripts>().unwrap(), t);

@@ -63,7 +63,8 @@ pub struct Args {
     #[arg(long, value_name = "DIR")]
     snapshots: Option<PathBuf>,
     /// Which cases keep their transcript in report.json and the other
-    /// reports: all, failing (non-strict, fail, error) or none. --snapshots
+    /// reports: all, failing (non-strict, fail, error), fail (fail, error)
+    /// or none. --snapshots
     /// compares the full transcripts before they are left out.
     #[arg(long, value_name = "WHICH", default_value = "failing", value_parser = parse_transcripts)]
     transcripts: report::Transcripts,

@@ -74,8 +74,9 @@ fn identity(run: &RunInfo) -> [(&'static str, String); 5] {
 /// How much of the transcripts a mode keeps (an unrecorded mode kept all).
 fn keeps(mode: Option<Transcripts>) -> u8 {
     match mode {
-        None | Some(Transcripts::All) => 2,
-        Some(Transcripts::Failing) => 1,
+        None | Some(Transcripts::All) => 3,
+        Some(Transcripts::Failing) => 2,
+        Some(Transcripts::Fail) => 1,
         Some(Transcripts::None) => 0,
     }
 }

@@ -235,6 +235,9 @@ kebab_enum! {
         /// Only cases that did not pass (non-strict, fail, error); a passing
         /// transcript is what its snapshot already holds.
         Failing = "failing",
+        /// Only cases that fail or error: for runs whose many non-strict
+        /// cases repeat one finding, to keep the file small.
+        Fail = "fail",
         /// None: the smallest file.
         None = "none",
     }
@@ -248,6 +251,7 @@ impl Transcripts {
             Transcripts::Failing => {
                 matches!(verdict, Verdict::NonStrict | Verdict::Fail | Verdict::Error)
             }
+            Transcripts::Fail => matches!(verdict, Verdict::Fail | Verdict::Error),
             Transcripts::None => false,
         }
     }
