@@ -107,6 +107,15 @@ impl Peers {
         .map(|d| d.to_ascii_lowercase())
     }
 
+    /// The peer server a domain template names, with that domain.
+    pub fn entry_at(&self, t: &Template) -> Result<(String, &Entry), StepError> {
+        let at = self.domain_of(t)?;
+        match self.entries.get(&at) {
+            Some(entry) => Ok((at, entry)),
+            None => Err(StepError::NoPeerServer(at)),
+        }
+    }
+
     /// Stops every server and removes its DNS records.
     pub async fn finish(self, harness: &Harness) {
         for (domain, entry) in self.entries {

@@ -609,12 +609,7 @@ impl<'a> Run<'a> {
             let users = users.map_err(|e| StepError::LocalUsers(e.to_owned()))?;
             return self.delivery_at_clients(users, id, wait).await;
         }
-        let at = self.peers.domain_of(at)?;
-        let entry = self
-            .peers
-            .entries
-            .get(&at)
-            .ok_or_else(|| StepError::NoPeerServer(at.clone()))?;
+        let (at, entry) = self.peers.entry_at(at)?;
         // The echo (or any non-error stanza with the id) proves delivery;
         // an error reply with the id proves the opposite.
         let found = entry
@@ -721,12 +716,7 @@ impl<'a> Run<'a> {
     ) -> Result<Outcome, StepError> {
         let text = self.render_xml(pattern, true)?;
         let p = parse_xml(&text).map_err(StepError::Pattern)?;
-        let at = self.peers.domain_of(at)?;
-        let entry = self
-            .peers
-            .entries
-            .get(&at)
-            .ok_or_else(|| StepError::NoPeerServer(at.clone()))?;
+        let (at, entry) = self.peers.entry_at(at)?;
         let wait = step.timeout.unwrap_or(self.harness.options.delivery_wait);
         let caps = self.captures.clone();
         let fits = |e: &Element| {

@@ -127,12 +127,7 @@ impl Run<'_> {
             let jids: Vec<&str> = sessions.iter().map(|s| s.bare()).collect();
             (settled, format!("the client of {}", jids.join(" or ")))
         } else {
-            let at = self.peers.domain_of(at)?;
-            let entry = self
-                .peers
-                .entries
-                .get(&at)
-                .ok_or_else(|| StepError::NoPeerServer(at.clone()))?;
+            let (at, entry) = self.peers.entry_at(at)?;
             let server = &entry.placed.server;
             let with_id = |want: &str, error_too: bool| {
                 server.events().into_iter().find_map(|e| match e {
