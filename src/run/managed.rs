@@ -1,6 +1,6 @@
 //! A run against a managed real server: the cases are planned into
 //! configuration groups (the pure decision of `target::profile`), one
-//! instance runs per group, one after the other, and cases the server
+//! instance runs per group, two groups at a time, and cases the server
 //! cannot be configured for come back `not-applicable` with the reason.
 //! Every instance is stopped before [`run_managed`] returns, or when it is
 //! dropped (the instance guards of `target::managed`).
@@ -30,7 +30,7 @@ pub struct ManagedOptions {
 }
 
 /// Runs `cases` against the server of `profile`: one instance per
-/// configuration group, one after the other. A group whose server does not
+/// configuration group, two at a time. A group whose server does not
 /// start gives each of its cases an `error` naming the cause; the other
 /// groups still run.
 pub async fn run_managed(
@@ -50,45 +50,75 @@ pub async fn run_managed(
         done(&r);
         results.push(r);
     }
-    for (group, cases) in plan.groups {
-        let partners = partner_domains(&cases);
-        let needs_users = cases.iter().any(|c| match &c.kind {
-            CaseKind::Script(s) => needs_local_users(s),
-            _ => false,
-        });
-        let started = Harness::start_managed(
-            profile,
-            group,
-            &partners,
-            options.clone(),
-            managed.keep_logs.clone(),
-            needs_users,
-        )
-        .await;
-        let harness = match started {
-            Ok(harness) => harness,
-            // The other groups may still run; these cases say why they did not.
-            Err(e) => {
-                let why = format!(
-                    "harness error: {} ({group}) did not start: {e}",
-                    profile.name
-                );
-                for case in &cases {
+    // Groups run two at a time, the largest first: a group's wall time is
+    // mostly the server's own timers, not CPU, and each instance has its own
+    // ports, directory and DNS, so two do not disturb each other.
+    let mut groups: Vec<(Group, Vec<Case>)> = plan.groups.into_iter().collect();
+    groups.sort_by_key(|(_, cases)| std::cmp::Reverse(cases.len()));
+    let queue = std::sync::Mutex::new(std::collections::VecDeque::from(groups));
+    let worker = || async {
+        let mut out = Vec::new();
+        loop {
+            let next = queue.lock().unwrap_or_else(|e| e.into_inner()).pop_front();
+            let Some((group, cases)) = next else {
+                return out;
+            };
+            out.extend(run_group(profile, group, cases, &options, &managed, done.clone()).await);
+        }
+    };
+    let (a, b) = tokio::join!(worker(), worker());
+    results.extend(a);
+    results.extend(b);
+    Ok(results)
+}
+
+/// One configuration group on its own instance, stopped before returning.
+async fn run_group(
+    profile: &Profile,
+    group: Group,
+    cases: Vec<Case>,
+    options: &Options,
+    managed: &ManagedOptions,
+    done: impl Fn(&CaseResult) + Send + Sync + Clone + 'static,
+) -> Vec<CaseResult> {
+    let partners = partner_domains(&cases);
+    let needs_users = cases.iter().any(|c| match &c.kind {
+        CaseKind::Script(s) => needs_local_users(s),
+        _ => false,
+    });
+    let started = Harness::start_managed(
+        profile,
+        group,
+        &partners,
+        options.clone(),
+        managed.keep_logs.clone(),
+        needs_users,
+    )
+    .await;
+    let harness = match started {
+        Ok(harness) => harness,
+        // The other groups may still run; these cases say why they did not.
+        Err(e) => {
+            let why = format!(
+                "harness error: {} ({group}) did not start: {e}",
+                profile.name
+            );
+            return cases
+                .iter()
+                .map(|case| {
                     let r = lost_case(case, why.clone());
                     done(&r);
-                    results.push(r);
-                }
-                continue;
-            }
-        };
-        let harness = Arc::new(harness);
-        let group_results = harness.run(cases, done.clone()).await;
-        if let Ok(h) = Arc::try_unwrap(harness) {
-            h.shutdown().await;
+                    r
+                })
+                .collect();
         }
-        results.extend(group_results);
+    };
+    let harness = Arc::new(harness);
+    let results = harness.run(cases, done).await;
+    if let Ok(h) = Arc::try_unwrap(harness) {
+        h.shutdown().await;
     }
-    Ok(results)
+    results
 }
 
 /// Cases split into groups (in a stable order) and not-applicable ones.
