@@ -388,7 +388,10 @@ fn fault_ignore_srv_dot() {
             let dns = dns().await;
             let proxy = proxy(&dns, &[partner(d, "federated", "NN1", "")], f).await;
             // The A-record fallback (port 5269) leads to the peer; SRV says ".".
-            let ip = std::net::IpAddr::V4(std::net::Ipv4Addr::new(127, 77, 41, 9));
+            // One address per pass: the first pass's listener goes away only
+            // when its aborted task is dropped, which may be after this bind.
+            let ip =
+                std::net::IpAddr::V4(std::net::Ipv4Addr::new(127, 77, 41, 9 + u8::from(faulty)));
             let mut peer = PeerServer::start_on(
                 &dns,
                 d,
