@@ -2,6 +2,8 @@
 //! and signals: every refusal is exit 2 with a message naming the flag or
 //! FILE:LINE, and an interrupted run still reports what it finished.
 
+mod common;
+
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -285,19 +287,7 @@ fn a_managed_group_that_cannot_start_reports_each_case_as_an_error() {
 
 /// The instance directories (with the server's key) of a managed run `pid`.
 fn instance_dirs(pid: u32) -> Vec<PathBuf> {
-    let prefix = format!("s2spec-prosody-{pid}-");
-    std::fs::read_dir(std::env::temp_dir())
-        .map(|d| {
-            d.flatten()
-                .map(|e| e.path())
-                .filter(|p| {
-                    p.file_name()
-                        .and_then(|n| n.to_str())
-                        .is_some_and(|n| n.starts_with(&prefix))
-                })
-                .collect()
-        })
-        .unwrap_or_default()
+    common::instance_dirs_with(&format!("s2spec-prosody-{pid}-"))
 }
 
 /// The children of `pid` (from /proc/*/stat).

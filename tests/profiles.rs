@@ -3,6 +3,8 @@
 //! on shutdown, on a failed start and when dropped; profile errors name the
 //! file, the line and the key; every example of docs/profiles.md loads.
 
+mod common;
+
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -41,17 +43,7 @@ fn processes_in(dir: &Path) -> Vec<String> {
 
 /// Instance directories of this test process for `name`.
 fn instance_dirs(name: &str) -> Vec<PathBuf> {
-    let prefix = format!("s2spec-{name}-{}-", std::process::id());
-    std::fs::read_dir(std::env::temp_dir())
-        .unwrap()
-        .flatten()
-        .map(|e| e.path())
-        .filter(|p| {
-            p.file_name()
-                .and_then(|n| n.to_str())
-                .is_some_and(|n| n.starts_with(&prefix))
-        })
-        .collect()
+    common::instance_dirs_with(&format!("s2spec-{name}-{}-", std::process::id()))
 }
 
 fn gone(pid: u32) -> bool {

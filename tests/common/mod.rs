@@ -1,5 +1,6 @@
 //! Helpers shared by the test files that start real servers
-//! (`tests/probe.rs`, `tests/real_targets.rs`).
+//! (`tests/probe.rs`, `tests/real_targets.rs`, `tests/profiles.rs`,
+//! `tests/cli_robustness.rs`).
 
 #![allow(dead_code)] // each test file uses a different part of this module
 
@@ -32,4 +33,21 @@ pub fn leftovers(name: &str) -> Vec<String> {
         }
     }
     found
+}
+
+/// The managed instance directories in the temporary directory whose name
+/// starts with `prefix` (`s2spec-<name>-<pid>-`).
+pub fn instance_dirs_with(prefix: &str) -> Vec<std::path::PathBuf> {
+    std::fs::read_dir(std::env::temp_dir())
+        .map(|d| {
+            d.flatten()
+                .map(|e| e.path())
+                .filter(|p| {
+                    p.file_name()
+                        .and_then(|n| n.to_str())
+                        .is_some_and(|n| n.starts_with(prefix))
+                })
+                .collect()
+        })
+        .unwrap_or_default()
 }
