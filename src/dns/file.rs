@@ -207,7 +207,7 @@ pub fn parse_zone_file(text: &str, path: &str) -> Result<Vec<Zone>, ZoneFileErro
         }
         // Whole-zone rules (CNAME exclusivity); positions point at the zone.
         zone.validate()
-            .map_err(|e| at(Some(zone_span.clone()), e.message))?;
+            .map_err(|e| at(Some(zone_span.clone()), e.problem.to_string()))?;
         zones.push(zone);
     }
     Ok(zones)
@@ -216,7 +216,7 @@ pub fn parse_zone_file(text: &str, path: &str) -> Result<Vec<Zone>, ZoneFileErro
 /// A checked, normalised name, or the span and message of the problem.
 fn name_at(name: &Spanned<String>) -> Result<String, (Range<usize>, String)> {
     let n = normalize(name.get_ref());
-    check_name(&n).map_err(|m| (name.span(), m))?;
+    check_name(&n).map_err(|m| (name.span(), m.to_string()))?;
     Ok(n)
 }
 
@@ -228,6 +228,6 @@ fn parse_ip<T: std::str::FromStr + Into<IpAddr> + Copy>(
     let ip: T = text
         .parse()
         .map_err(|_| (address.span(), format!("invalid {family} address {text:?}")))?;
-    check_loopback(ip.into()).map_err(|m| (address.span(), m))?;
+    check_loopback(ip.into()).map_err(|m| (address.span(), m.to_string()))?;
     Ok(ip)
 }

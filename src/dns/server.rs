@@ -30,7 +30,7 @@ use hickory_server::store::in_memory::InMemoryZoneHandler;
 use hickory_server::zone_handler::{AxfrPolicy, Catalog, ZoneHandler, ZoneType};
 use tokio::net::{TcpListener, UdpSocket};
 
-use super::zone::{Record, Zone, ZoneError, check_loopback, normalize};
+use super::zone::{Record, Zone, ZoneError, ZoneProblem, check_loopback, normalize};
 
 /// Idle timeout for TCP query connections.
 const TCP_TIMEOUT: Duration = Duration::from_secs(10);
@@ -335,10 +335,7 @@ async fn bind_pair(addr: SocketAddr) -> Result<(UdpSocket, TcpListener), ServerE
 /// Converts a plain-data zone into a hickory in-memory zone handler, adding
 /// the SOA that hickory needs for authoritative (negative) answers.
 fn build_handler(zone: &Zone, serial: u32) -> Result<Arc<dyn ZoneHandler>, ZoneError> {
-    let err = |m: String| ZoneError {
-        origin: zone.origin.clone(),
-        message: m,
-    };
+    let err = |m: ZoneProblem| ZoneError::new(&zone.origin, m);
     let origin = fqdn(&zone.origin).map_err(err)?;
     let mut handler: InMemoryZoneHandler<TokioRuntimeProvider> =
         InMemoryZoneHandler::empty(origin.clone(), ZoneType::Primary, AxfrPolicy::Deny);
@@ -358,13 +355,13 @@ fn build_handler(zone: &Zone, serial: u32) -> Result<Arc<dyn ZoneHandler>, ZoneE
         let record = record.map_err(err)?;
         let text = record.to_string();
         if !handler.upsert_mut(record, serial) {
-            return Err(err(format!("record not accepted: {text}")));
+            return Err(err(ZoneProblem::NotAccepted(text)));
         }
     }
     Ok(Arc::new(handler))
 }
 
-fn to_hickory(record: &Record, ttl: u32) -> Result<HRecord, String> {
+fn to_hickory(record: &Record, ttl: u32) -> Result<HRecord, ZoneProblem> {
     let owner = fqdn(&record.owner())?;
     let rdata = match record {
         Record::Srv {
@@ -382,9 +379,12 @@ fn to_hickory(record: &Record, ttl: u32) -> Result<HRecord, String> {
 }
 
 /// `name` as an absolute hickory name (`"."` is the root).
-fn fqdn(name: &str) -> Result<Name, String> {
+fn fqdn(name: &str) -> Result<Name, ZoneProblem> {
     if name == "." {
         return Ok(Name::root());
     }
-    Name::from_ascii(format!("{name}.")).map_err(|e| format!("invalid name {name:?}: {e}"))
+    Name::from_ascii(format!("{name}.")).map_err(|e| ZoneProblem::Hickory {
+        name: name.to_owned(),
+        source: e,
+    })
 }

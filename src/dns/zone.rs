@@ -245,7 +245,7 @@ impl Zone {
                 if others > 0 {
                     return Err(ZoneError::new(
                         &self.origin,
-                        format!("{name}: a CNAME owner cannot have other records"),
+                        ZoneProblem::CnameOwner(name.clone()),
                     ));
                 }
             }
@@ -255,55 +255,97 @@ impl Zone {
 
     /// Checks one record against this zone (used by the zone-file parser too).
     pub fn validate_record(&self, record: &Record) -> Result<(), ZoneError> {
-        let err = |m: String| ZoneError::new(&self.origin, m);
+        let err = |m: ZoneProblem| ZoneError::new(&self.origin, m);
         let owner = record.owner();
         match record {
             Record::Srv { domain, target, .. } => {
-                check_name(domain).map_err(err)?;
+                check_name(domain).map_err(|e| err(e.into()))?;
                 if target != "." {
-                    check_name(target).map_err(err)?;
+                    check_name(target).map_err(|e| err(e.into()))?;
                 }
             }
             Record::A { name, address } => {
-                check_name(name).map_err(err)?;
-                check_loopback(IpAddr::V4(*address)).map_err(err)?;
+                check_name(name).map_err(|e| err(e.into()))?;
+                check_loopback(IpAddr::V4(*address)).map_err(|e| err(e.into()))?;
             }
             Record::Aaaa { name, address } => {
-                check_name(name).map_err(err)?;
-                check_loopback(IpAddr::V6(*address)).map_err(err)?;
+                check_name(name).map_err(|e| err(e.into()))?;
+                check_loopback(IpAddr::V6(*address)).map_err(|e| err(e.into()))?;
             }
             Record::Cname { name, target } => {
-                check_name(name).map_err(err)?;
-                check_name(target).map_err(err)?;
+                check_name(name).map_err(|e| err(e.into()))?;
+                check_name(target).map_err(|e| err(e.into()))?;
             }
         }
         if !in_zone(&owner, &self.origin) {
-            return Err(err(format!(
-                "{} record {owner} is outside the zone {}",
-                record.kind(),
-                self.origin
-            )));
+            return Err(err(ZoneProblem::OutsideZone {
+                kind: record.kind(),
+                owner,
+                origin: self.origin.clone(),
+            }));
         }
         Ok(())
     }
 }
 
 /// An invalid zone.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("zone {origin}: {message}")]
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("zone {origin}: {problem}")]
 pub struct ZoneError {
     pub origin: String,
-    pub message: String,
+    pub problem: ZoneProblem,
 }
 
 impl ZoneError {
-    fn new(origin: &str, message: impl Into<String>) -> Self {
+    pub(crate) fn new(origin: &str, problem: impl Into<ZoneProblem>) -> Self {
         Self {
             origin: origin.to_owned(),
-            message: message.into(),
+            problem: problem.into(),
         }
     }
 }
+
+/// What is wrong with a zone (the part of [`ZoneError`] after the origin).
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum ZoneProblem {
+    #[error(transparent)]
+    Name(#[from] NameError),
+    #[error(transparent)]
+    Address(#[from] NotLoopback),
+    #[error("{0}: a CNAME owner cannot have other records")]
+    CnameOwner(String),
+    #[error("{kind} record {owner} is outside the zone {origin}")]
+    OutsideZone {
+        kind: &'static str,
+        owner: String,
+        origin: String,
+    },
+    /// hickory refused a name or record the checks above let through.
+    #[error("invalid name {name:?}: {source}")]
+    Hickory {
+        name: String,
+        #[source]
+        source: hickory_proto::ProtoError,
+    },
+    #[error("record not accepted: {0}")]
+    NotAccepted(String),
+}
+
+/// A domain name that breaks the syntax [`check_name`] enforces.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum NameError {
+    #[error("empty domain name")]
+    Empty,
+    #[error("domain name longer than 253 characters: {0}")]
+    TooLong(String),
+    #[error("invalid domain name {name:?} (label {label:?})")]
+    BadLabel { name: String, label: String },
+}
+
+/// An address outside 127.0.0.0/8 and ::1.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("address {0} is not a loopback address (s2spec only uses 127.0.0.0/8 and ::1)")]
+pub struct NotLoopback(pub IpAddr);
 
 /// Lower case, without a trailing dot: the one spelling used for comparisons.
 pub fn normalize(name: &str) -> String {
@@ -327,12 +369,12 @@ pub fn in_zone(name: &str, origin: &str) -> bool {
 /// Host-name syntax (RFC 1035 §2.3.1, plus `_` for service labels): labels of
 /// 1–63 letters, digits, `-` or `_`, not starting or ending with `-`; 253
 /// characters at most.
-pub fn check_name(name: &str) -> Result<(), String> {
+pub fn check_name(name: &str) -> Result<(), NameError> {
     if name.is_empty() {
-        return Err("empty domain name".into());
+        return Err(NameError::Empty);
     }
     if name.len() > 253 {
-        return Err(format!("domain name longer than 253 characters: {name}"));
+        return Err(NameError::TooLong(name.to_owned()));
     }
     for label in name.split('.') {
         let ok = !label.is_empty()
@@ -343,20 +385,21 @@ pub fn check_name(name: &str) -> Result<(), String> {
             && !label.starts_with('-')
             && !label.ends_with('-');
         if !ok {
-            return Err(format!("invalid domain name {name:?} (label {label:?})"));
+            return Err(NameError::BadLabel {
+                name: name.to_owned(),
+                label: label.to_owned(),
+            });
         }
     }
     Ok(())
 }
 
 /// s2spec only ever talks to loopback addresses.
-pub fn check_loopback(ip: IpAddr) -> Result<(), String> {
+pub fn check_loopback(ip: IpAddr) -> Result<(), NotLoopback> {
     if ip.is_loopback() {
         Ok(())
     } else {
-        Err(format!(
-            "address {ip} is not a loopback address (s2spec only uses 127.0.0.0/8 and ::1)"
-        ))
+        Err(NotLoopback(ip))
     }
 }
 
