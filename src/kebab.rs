@@ -28,18 +28,30 @@ macro_rules! kebab_enum {
         }
 
         impl std::str::FromStr for $name {
-            type Err = String;
+            type Err = $crate::kebab::UnknownSpelling;
 
-            fn from_str(s: &str) -> Result<Self, String> {
+            fn from_str(s: &str) -> Result<Self, Self::Err> {
                 $name::ALL
                     .iter()
                     .copied()
                     .find(|v| v.as_str() == s)
-                    .ok_or_else(|| {
-                        let known: Vec<&str> = $name::ALL.iter().map(|v| v.as_str()).collect();
-                        format!("unknown {} `{s}` (expected one of: {})", stringify!($name), known.join(", "))
+                    .ok_or_else(|| $crate::kebab::UnknownSpelling {
+                        kind: stringify!($name),
+                        value: s.to_owned(),
+                        known: $name::ALL.iter().map(|v| v.as_str()).collect(),
                     })
             }
         }
     };
+}
+
+/// A spelling that names no variant of a `kebab_enum!` enum.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown {kind} `{value}` (expected one of: {})", known.join(", "))]
+pub struct UnknownSpelling {
+    /// The enum's name.
+    pub kind: &'static str,
+    pub value: String,
+    /// Every spelling the enum has.
+    pub known: Vec<&'static str>,
 }

@@ -8,6 +8,7 @@
 
 #[macro_use]
 mod kebab;
+pub use kebab::UnknownSpelling;
 
 pub mod c2s;
 pub mod cli;

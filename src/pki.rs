@@ -185,19 +185,23 @@ impl fmt::Display for CertVariant {
 }
 
 impl FromStr for CertVariant {
-    type Err = String;
+    type Err = UnknownCertVariant;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         CertVariant::ALL
             .into_iter()
             .find(|v| v.as_str().eq_ignore_ascii_case(s))
-            .ok_or_else(|| {
-                let all: Vec<_> = CertVariant::ALL.iter().map(|v| v.as_str()).collect();
-                format!(
-                    "unknown certificate variant {s:?} (one of: {})",
-                    all.join(", ")
-                )
-            })
+            .ok_or_else(|| UnknownCertVariant { name: s.to_owned() })
     }
+}
+
+/// A name that is no [`CertVariant`]; the message lists the known ones.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "unknown certificate variant {name:?} (one of: {})",
+    CertVariant::ALL.map(CertVariant::as_str).join(", ")
+)]
+pub struct UnknownCertVariant {
+    pub name: String,
 }
 
 /// Key algorithm of a leaf.

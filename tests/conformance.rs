@@ -24,7 +24,7 @@ fn harness(all: &[Case]) -> Result<Arc<Harness>, String> {
     HARNESS
         .get_or_init(|| {
             let options = Options {
-                faults: faults_from_env()?,
+                faults: faults_from_env().map_err(|e| e.to_string())?,
                 ..Options::default()
             };
             RUNTIME
@@ -54,7 +54,7 @@ fn assert_snapshot(result: &s2spec::report::CaseResult) {
 
 /// `S2SPEC_REFERENCE_FAULT=name[,name]` runs the trials against a faulty
 /// reference target, to see what a failure looks like.
-fn faults_from_env() -> Result<s2spec::refproxy::Faults, String> {
+fn faults_from_env() -> Result<s2spec::refproxy::Faults, s2spec::UnknownSpelling> {
     let Ok(list) = std::env::var("S2SPEC_REFERENCE_FAULT") else {
         return Ok(s2spec::refproxy::Faults::none());
     };

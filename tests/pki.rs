@@ -607,6 +607,7 @@ fn variant_names_round_trip() {
         "bogus"
             .parse::<CertVariant>()
             .unwrap_err()
+            .to_string()
             .contains("cn-only")
     );
 }

@@ -211,14 +211,14 @@ fn json_wrong_schema_rejected_naming_file() {
     let mut v = serde_json::to_value(sample()).unwrap();
     v["schema"] = "s2spec-report/9".into();
     std::fs::write(&path, v.to_string()).unwrap();
-    let err = read_json(&path).unwrap_err();
+    let err = read_json(&path).unwrap_err().to_string();
     assert!(err.contains("future.json"), "{err}");
     assert!(err.contains("s2spec-report/9"), "{err}");
     assert!(err.contains(SCHEMA), "{err}");
 
     let other = dir.join("other.json");
     std::fs::write(&other, r#"{"name": "something else"}"#).unwrap();
-    let err = read_json(&other).unwrap_err();
+    let err = read_json(&other).unwrap_err().to_string();
     assert!(
         err.contains("other.json") && err.contains("not an s2spec report"),
         "{err}"
@@ -226,7 +226,7 @@ fn json_wrong_schema_rejected_naming_file() {
 
     let bad = dir.join("bad.json");
     std::fs::write(&bad, "{ not json").unwrap();
-    let err = read_json(&bad).unwrap_err();
+    let err = read_json(&bad).unwrap_err().to_string();
     assert!(
         err.contains("bad.json") && err.contains("not valid JSON"),
         "{err}"
@@ -235,7 +235,7 @@ fn json_wrong_schema_rejected_naming_file() {
     // Right schema, wrong structure: still an error, not a panic.
     let broken = dir.join("broken.json");
     std::fs::write(&broken, format!(r#"{{"schema": "{SCHEMA}", "cases": 3}}"#)).unwrap();
-    let err = read_json(&broken).unwrap_err();
+    let err = read_json(&broken).unwrap_err().to_string();
     assert!(
         err.contains("broken.json") && err.contains("malformed"),
         "{err}"
@@ -249,7 +249,9 @@ fn json_wrong_schema_rejected_naming_file() {
     std::fs::write(&newer, v.to_string()).unwrap();
     assert_eq!(read_json(&newer).expect("additive field"), sample());
 
-    let err = read_json(&dir.join("missing.json")).unwrap_err();
+    let err = read_json(&dir.join("missing.json"))
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("missing.json"), "{err}");
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -181,6 +181,7 @@ fn the_flag_spellings() {
         "some"
             .parse::<Transcripts>()
             .unwrap_err()
+            .to_string()
             .contains("failing")
     );
 }

@@ -87,17 +87,21 @@ fn dns_family_uses_a_dialback_only_peer_that_fits_the_target() {
 
 #[test]
 fn bad_matrix_files_name_the_line() {
-    let err = parse_matrix("[[family]]\nname = \"x\"\nbogus = 1\n", "m.toml").unwrap_err();
+    let err = parse_matrix("[[family]]\nname = \"x\"\nbogus = 1\n", "m.toml")
+        .unwrap_err()
+        .to_string();
     assert!(err.starts_with("m.toml:"), "{err}");
     assert!(err.contains("bogus"), "{err}");
     let bad_code = "[[family]]\nname = \"x\"\ndescription = \"d\"\ntargets = [\"XX1\"]\n\
                     peers = \"all\"\ncerts = [\"valid\"]\ndns = [\"srv\"]\ndirections = [\"in\"]\n";
-    let err = parse_matrix(bad_code, "m.toml").unwrap_err();
+    let err = parse_matrix(bad_code, "m.toml").unwrap_err().to_string();
     assert!(err.contains("XX1"), "{err}");
     let bad_variant = bad_code
         .replace("XX1", "RO1")
         .replace("\"valid\"", "\"shiny\"");
-    let err = parse_matrix(&bad_variant, "m.toml").unwrap_err();
+    let err = parse_matrix(&bad_variant, "m.toml")
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("shiny"), "{err}");
 }
 
@@ -105,16 +109,20 @@ fn bad_matrix_files_name_the_line() {
 /// the loader once said N-1) and for names only the expansion can check.
 #[test]
 fn matrix_errors_name_the_exact_line() {
-    let err = parse_matrix("[[family]]\nname = \"x\"\nbogus = 1\n", "m.toml").unwrap_err();
+    let err = parse_matrix("[[family]]\nname = \"x\"\nbogus = 1\n", "m.toml")
+        .unwrap_err()
+        .to_string();
     assert!(err.starts_with("m.toml:3:"), "{err}");
     let bad_code = "[[family]]\nname = \"x\"\ndescription = \"d\"\ntargets = [\"XX1\"]\n\
                     peers = \"all\"\ncerts = [\"valid\"]\ndns = [\"srv\"]\ndirections = [\"in\"]\n";
-    let err = parse_matrix(bad_code, "m.toml").unwrap_err();
+    let err = parse_matrix(bad_code, "m.toml").unwrap_err().to_string();
     assert!(err.starts_with("m.toml:4:"), "{err}");
     let bad_variant = bad_code
         .replace("XX1", "RO1")
         .replace("\"valid\"", "\"shiny\"");
-    let err = parse_matrix(&bad_variant, "m.toml").unwrap_err();
+    let err = parse_matrix(&bad_variant, "m.toml")
+        .unwrap_err()
+        .to_string();
     assert!(err.starts_with("m.toml:6:"), "{err}");
 }
 
@@ -124,7 +132,9 @@ fn a_matrix_file_with_invalid_utf8_names_the_line() {
     std::fs::create_dir_all(&dir).unwrap();
     let path = dir.join("matrix.toml");
     std::fs::write(&path, b"[[family]]\nname = \"x\xc3\"\n").unwrap();
-    let err = s2spec::scenario::load_matrix(&path).unwrap_err();
+    let err = s2spec::scenario::load_matrix(&path)
+        .unwrap_err()
+        .to_string();
     let _ = std::fs::remove_dir_all(&dir);
     assert!(err.contains("matrix.toml:2: invalid UTF-8"), "{err}");
 }

@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 
 use super::exit;
-use crate::gate::baseline::{Baseline, baseline_toml, judge};
+use crate::gate::baseline::{Baseline, BaselineError, baseline_toml, judge};
 use crate::report::{self, Report, Verdict};
 
 #[derive(Debug, clap::Args)]
@@ -72,20 +72,21 @@ pub struct GateArgs {
 
 impl GateArgs {
     /// Loads the baseline file, if one was given (FILE:LINE:COL errors).
-    pub fn load(&self) -> Result<Option<Baseline>, String> {
-        self.baseline
-            .as_deref()
-            .map(|p| Baseline::load(p).map_err(|e| e.to_string()))
-            .transpose()
+    pub fn load(&self) -> Result<Option<Baseline>, BaselineError> {
+        self.baseline.as_deref().map(Baseline::load).transpose()
     }
 
     /// Measures `report` against `baseline` and records the outcome in it.
-    pub fn apply(&self, report: &mut Report, baseline: Option<&Baseline>) -> Result<(), String> {
+    pub fn apply(
+        &self,
+        report: &mut Report,
+        baseline: Option<&Baseline>,
+    ) -> Result<(), BaselineError> {
         let (Some(b), Some(path)) = (baseline, &self.baseline) else {
             return Ok(());
         };
         let file = path.display().to_string();
-        b.check_run(report, &file).map_err(|e| e.to_string())?;
+        b.check_run(report, &file)?;
         report.baseline = Some(judge(b, report, &file, self.baseline_strict));
         Ok(())
     }
@@ -117,14 +118,26 @@ pub fn exit_status(report: &Report, strict: bool, drifted: usize) -> u8 {
     }
 }
 
+/// A report file that could not be written.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot write {}: {source}", path.display())]
+pub struct WriteError {
+    pub path: PathBuf,
+    #[source]
+    pub source: std::io::Error,
+}
+
 /// Writes the four reports into `dir` and prints the summary (and the
 /// baseline's verdict) on standard output.
-pub fn write_reports(report: &Report, dir: &Path) -> Result<(), String> {
+pub fn write_reports(report: &Report, dir: &Path) -> Result<(), WriteError> {
     let json = dir.join("report.json");
     let junit = dir.join("junit.xml");
     let markdown = dir.join("report.md");
     let html = dir.join("report.html");
-    let failed = |p: &Path, e: std::io::Error| format!("cannot write {}: {e}", p.display());
+    let failed = |p: &Path, source| WriteError {
+        path: p.to_path_buf(),
+        source,
+    };
     report::write_json(report, &json).map_err(|e| failed(&json, e))?;
     report::write_junit(report, &junit).map_err(|e| failed(&junit, e))?;
     report::write_markdown(report, &markdown).map_err(|e| failed(&markdown, e))?;

@@ -12,7 +12,8 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use super::service;
-use crate::dns::{MockDns, Zone, load_zone_file};
+use crate::dns::{MockDns, ServerError, Zone, ZoneFileError, load_zone_file};
+use crate::run::execute::SignalError;
 
 /// Default log filter: our query lines, hickory's own per-request lines off.
 const DEFAULT_FILTER: &str = "info,hickory_server=warn,hickory_proto=warn,s2spec::dns::query=debug";
@@ -38,15 +39,32 @@ pub fn run(args: Args) -> u8 {
     }
 }
 
-fn serve(args: Args) -> Result<(), String> {
+/// Why `dns` could not serve (exit 2).
+#[derive(Debug, thiserror::Error)]
+enum DnsCommandError {
+    #[error(transparent)]
+    Service(#[from] service::ServiceError),
+    #[error(transparent)]
+    ZoneFile(#[from] ZoneFileError),
+    #[error("{}: zone {origin} is already defined in {}", path.display(), first.display())]
+    Duplicate {
+        path: PathBuf,
+        origin: String,
+        first: PathBuf,
+    },
+    #[error(transparent)]
+    Server(#[from] ServerError),
+    #[error(transparent)]
+    Signal(#[from] SignalError),
+}
+
+fn serve(args: Args) -> Result<(), DnsCommandError> {
     service::require_loopback(args.listen, "refusing to listen on")?;
     let zones = load_all(&args.zones)?;
     let runtime = service::runtime()?;
     runtime.block_on(async {
         let origins: Vec<String> = zones.iter().map(|z| z.origin.clone()).collect();
-        let dns = MockDns::start(args.listen, zones)
-            .await
-            .map_err(|e| e.to_string())?;
+        let dns = MockDns::start(args.listen, zones).await?;
         // stdout, flushed: a parent process waits for this line.
         let mut out = std::io::stdout().lock();
         let _ = writeln!(out, "listening on {} (udp, tcp)", dns.addr());
@@ -57,23 +75,22 @@ fn serve(args: Args) -> Result<(), String> {
         service::wait_for_stop().await?;
         tracing::info!("stopping");
         dns.shutdown().await;
-        Ok(())
+        Ok::<_, DnsCommandError>(())
     })
 }
 
 /// Loads every file; an origin defined in two files is an error.
-fn load_all(paths: &[PathBuf]) -> Result<Vec<Zone>, String> {
+fn load_all(paths: &[PathBuf]) -> Result<Vec<Zone>, DnsCommandError> {
     let mut seen: BTreeMap<String, PathBuf> = BTreeMap::new();
     let mut zones = Vec::new();
     for path in paths {
-        for zone in load_zone_file(path).map_err(|e| e.to_string())? {
+        for zone in load_zone_file(path)? {
             if let Some(first) = seen.get(&zone.origin) {
-                return Err(format!(
-                    "{}: zone {} is already defined in {}",
-                    path.display(),
-                    zone.origin,
-                    first.display()
-                ));
+                return Err(DnsCommandError::Duplicate {
+                    path: path.clone(),
+                    origin: zone.origin,
+                    first: first.clone(),
+                });
             }
             seen.insert(zone.origin.clone(), path.clone());
             zones.push(zone);

@@ -3,9 +3,10 @@
 
 use std::path::PathBuf;
 
-use super::baseline::{GateArgs, exit_status, write_reports};
+use super::baseline::{GateArgs, WriteError, exit_status, write_reports};
 use super::exit;
-use crate::gate::merge::merge;
+use crate::gate::baseline::BaselineError;
+use crate::gate::merge::{MergeError, merge};
 use crate::report;
 
 #[derive(Debug, clap::Args)]
@@ -43,13 +44,26 @@ pub fn run(args: Args) -> u8 {
     }
 }
 
-fn run_inner(args: &Args) -> Result<u8, String> {
+/// Why `merge` could not do its job (exit 2).
+#[derive(Debug, thiserror::Error)]
+enum MergeCommandError {
+    #[error(transparent)]
+    Baseline(#[from] BaselineError),
+    #[error(transparent)]
+    Read(#[from] report::ReadError),
+    #[error(transparent)]
+    Merge(#[from] MergeError),
+    #[error(transparent)]
+    Write(#[from] WriteError),
+}
+
+fn run_inner(args: &Args) -> Result<u8, MergeCommandError> {
     let baseline = args.gate.load()?;
     let mut shards = Vec::with_capacity(args.shards.len());
     for path in &args.shards {
         shards.push((path.display().to_string(), report::read_json(path)?));
     }
-    let mut merged = merge(&shards).map_err(|e| e.to_string())?;
+    let mut merged = merge(&shards)?;
     args.gate.apply(&mut merged, baseline.as_ref())?;
     write_reports(&merged, &args.report_dir)?;
     Ok(exit_status(&merged, args.strict, 0))

@@ -8,9 +8,9 @@ use std::time::Duration;
 
 use super::{exit, print_stdout, service};
 use crate::dns::XmppResolver;
-use crate::pki::{CertVariant, KeyType, Leaf, Pki};
+use crate::pki::{CertVariant, KeyType, Leaf, Pki, PkiError};
 use crate::probe::infer::infer;
-use crate::probe::observe::{Setup, observe};
+use crate::probe::observe::{ProbeError, Setup, observe};
 use crate::probe::render::{ProbeReport, json, text};
 
 const DEFAULT_FILTER: &str = "warn";
@@ -71,20 +71,63 @@ pub fn run(args: Args) -> u8 {
     }
 }
 
-fn probe(args: &Args) -> Result<String, String> {
+/// Why `probe` could not do its job (exit 2); each names the flag at fault.
+#[derive(Debug, thiserror::Error)]
+enum ProbeCommandError {
+    #[error(transparent)]
+    Service(#[from] service::ServiceError),
+    #[error("--listen {listen}: needs a fixed port: {ours}'s DNS records must point at it")]
+    FixedPort { listen: SocketAddr, ours: String },
+    #[error("{flag}: {source}")]
+    Domain {
+        flag: &'static str,
+        #[source]
+        source: PkiError,
+    },
+    #[error("--certs {}: {source}", dir.display())]
+    Certs {
+        dir: PathBuf,
+        #[source]
+        source: PkiError,
+    },
+    #[error(
+        "--certs {}: no CA found (ca.pem, ca.key, intermediate.pem, intermediate.key; \
+         make one with `s2spec certs --out {} --domain {ours}`)",
+        dir.display(),
+        dir.display()
+    )]
+    NoCa { dir: PathBuf, ours: String },
+    #[error("--certs: {}: {source}", path.display())]
+    ReadCert {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("--certs: {}: {source}", path.display())]
+    Leaf {
+        path: PathBuf,
+        #[source]
+        source: PkiError,
+    },
+    #[error(transparent)]
+    Probe(#[from] ProbeError),
+}
+
+fn probe(args: &Args) -> Result<String, ProbeCommandError> {
     service::require_loopback(args.connect, "--connect")?;
     service::require_loopback(args.listen, "--listen")?;
     if args.listen.port() == 0 {
-        return Err(format!(
-            "--listen {}: needs a fixed port: {}'s DNS records must point at it",
-            args.listen, args.ours
-        ));
+        return Err(ProbeCommandError::FixedPort {
+            listen: args.listen,
+            ours: args.ours.clone(),
+        });
     }
     if let Some(dns) = args.dns {
         service::require_loopback(dns, "--dns")?;
     }
-    crate::pki::check_domain(&args.domain).map_err(|e| format!("DOMAIN: {e}"))?;
-    crate::pki::check_domain(&args.ours).map_err(|e| format!("--from: {e}"))?;
+    let domain = |flag| move |source| ProbeCommandError::Domain { flag, source };
+    crate::pki::check_domain(&args.domain).map_err(domain("DOMAIN"))?;
+    crate::pki::check_domain(&args.ours).map_err(domain("--from"))?;
     let pki = load_pki(&args.certs, &args.ours)?;
     let setup = Setup {
         domain: args.domain.to_ascii_lowercase(),
@@ -97,7 +140,7 @@ fn probe(args: &Args) -> Result<String, String> {
     };
     let runtime = service::runtime()?;
     let report = runtime.block_on(async {
-        let mut observed = observe(&setup).await.map_err(|e| e.to_string())?;
+        let mut observed = observe(&setup).await?;
         if let Some(dns) = args.dns
             && let Some(note) = check_records(dns, &setup.ours, setup.listen).await
         {
@@ -105,7 +148,7 @@ fn probe(args: &Args) -> Result<String, String> {
         }
         let (recv, init) = observed.evidence();
         let inference = infer(&recv, &init);
-        Ok::<_, String>(ProbeReport {
+        Ok::<_, ProbeCommandError>(ProbeReport {
             domain: setup.domain.clone(),
             connect: setup.connect.to_string(),
             ours: setup.ours.clone(),
@@ -121,27 +164,32 @@ fn probe(args: &Args) -> Result<String, String> {
 }
 
 /// The CA of `dir`, with our certificate from `dir` when it is there.
-fn load_pki(dir: &Path, ours: &str) -> Result<Pki, String> {
+fn load_pki(dir: &Path, ours: &str) -> Result<Pki, ProbeCommandError> {
     let pki = Pki::load_dir(dir)
-        .map_err(|e| format!("--certs {}: {e}", dir.display()))?
-        .ok_or_else(|| {
-            format!(
-                "--certs {}: no CA found (ca.pem, ca.key, intermediate.pem, intermediate.key; \
-                 make one with `s2spec certs --out {} --domain {ours}`)",
-                dir.display(),
-                dir.display()
-            )
+        .map_err(|source| ProbeCommandError::Certs {
+            dir: dir.to_path_buf(),
+            source,
+        })?
+        .ok_or_else(|| ProbeCommandError::NoCa {
+            dir: dir.to_path_buf(),
+            ours: ours.to_owned(),
         })?;
     let crt = dir.join(format!("{ours}.valid.crt"));
     let key = dir.join(format!("{ours}.valid.key"));
     if crt.exists() {
         let read = |p: &Path| {
-            std::fs::read_to_string(p).map_err(|e| format!("--certs: {}: {e}", p.display()))
+            std::fs::read_to_string(p).map_err(|source| ProbeCommandError::ReadCert {
+                path: p.to_path_buf(),
+                source,
+            })
         };
-        let leaf = Leaf::from_pem(&read(&crt)?, &read(&key)?)
-            .map_err(|e| format!("--certs: {}: {e}", crt.display()))?;
+        let bad_leaf = |source| ProbeCommandError::Leaf {
+            path: crt.clone(),
+            source,
+        };
+        let leaf = Leaf::from_pem(&read(&crt)?, &read(&key)?).map_err(bad_leaf)?;
         pki.adopt_leaf(ours, CertVariant::Valid, KeyType::Ecdsa, leaf)
-            .map_err(|e| format!("--certs: {}: {e}", crt.display()))?;
+            .map_err(bad_leaf)?;
     }
     Ok(pki)
 }

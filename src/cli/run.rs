@@ -8,12 +8,14 @@ use std::time::Duration;
 
 use indicatif::{ProgressBar, ProgressStyle};
 
+use super::baseline::WriteError;
 use super::{exit, service};
+use crate::gate::baseline::BaselineError;
 use crate::oracle::Policy;
 use crate::refproxy::Fault;
 use crate::report::{self, CaseResult, RunInfo, Verdict};
 use crate::run::Options;
-use crate::run::execute::{ExternalSpec, RunError, RunPlan, SnapshotSpec, TargetSpec};
+use crate::run::execute::{CasesError, ExternalSpec, RunError, RunPlan, SnapshotSpec, TargetSpec};
 use crate::target::profile::{Profile, ProfileError};
 
 #[derive(Debug, clap::Args)]
@@ -102,15 +104,15 @@ const MAX_JOBS: u64 = 65_536;
 /// A case waits on the network for seconds; a day is already absurd.
 const MAX_TIMEOUT_S: u64 = 86_400;
 
-fn parse_fault(s: &str) -> Result<Fault, String> {
+fn parse_fault(s: &str) -> Result<Fault, crate::UnknownSpelling> {
     s.parse()
 }
 
-fn parse_transcripts(s: &str) -> Result<report::Transcripts, String> {
+fn parse_transcripts(s: &str) -> Result<report::Transcripts, crate::UnknownSpelling> {
     s.parse()
 }
 
-fn parse_policy(s: &str) -> Result<Policy, String> {
+fn parse_policy(s: &str) -> Result<Policy, crate::UnknownSpelling> {
     s.parse()
 }
 
@@ -131,9 +133,19 @@ pub use crate::run::execute::{load_cases, select};
 /// Why `run` could not do its job (exit 2); the texts are its messages.
 #[derive(Debug, thiserror::Error)]
 enum Error {
-    /// A bad flag, baseline, matrix or scenario file.
-    #[error("{0}")]
-    Input(String),
+    #[error("no case matches the selection (see `s2spec list`)")]
+    NoCases,
+    /// `--target external` without a flag it needs (`flag`).
+    #[error("--target external needs {flag}")]
+    ExternalNeeds { flag: &'static str },
+    #[error(transparent)]
+    Baseline(#[from] BaselineError),
+    #[error(transparent)]
+    Service(#[from] service::ServiceError),
+    #[error(transparent)]
+    Write(#[from] WriteError),
+    #[error(transparent)]
+    Cases(#[from] CasesError),
     #[error(transparent)]
     Profile(#[from] ProfileError),
     #[error(transparent)]
@@ -158,13 +170,11 @@ const EXTERNAL: &str = "external";
 fn run_inner(args: Args) -> Result<u8, Error> {
     // A bad baseline file is found before anything starts.
     let gate = args.gate.clone();
-    let baseline = gate.load().map_err(Error::Input)?;
-    let all = load_cases(&args.matrix).map_err(Error::Input)?;
+    let baseline = gate.load()?;
+    let all = load_cases(&args.matrix)?;
     let cases = select(all.clone(), &args.filter, &args.skip, args.partition);
     if cases.is_empty() {
-        return Err(Error::Input(
-            "no case matches the selection (see `s2spec list`)".into(),
-        ));
+        return Err(Error::NoCases);
     }
     let profile = match args.target.as_str() {
         REFERENCE | EXTERNAL => None,
@@ -179,8 +189,7 @@ fn run_inner(args: Args) -> Result<u8, Error> {
             &target_name,
             &args.policy.to_string(),
             &path.display().to_string(),
-        )
-        .map_err(|e| Error::Input(e.to_string()))?;
+        )?;
     }
     // A managed server must be installed before anything starts.
     if let Some(why) = profile.as_ref().and_then(Profile::unavailable) {
@@ -231,7 +240,7 @@ fn run_inner(args: Args) -> Result<u8, Error> {
         },
     };
     let selected = plan.cases.len();
-    let runtime = service::runtime().map_err(Error::Input)?;
+    let runtime = service::runtime()?;
     let progress = progress_bar(selected as u64);
     let on_done = {
         let bar = progress.clone();
@@ -264,9 +273,8 @@ fn run_inner(args: Args) -> Result<u8, Error> {
             eprintln!("snapshot drift: {id} (compare with {})", dir.display());
         }
     }
-    gate.apply(&mut outcome.report, baseline.as_ref())
-        .map_err(Error::Input)?;
-    super::baseline::write_reports(&outcome.report, &report_dir).map_err(Error::Input)?;
+    gate.apply(&mut outcome.report, baseline.as_ref())?;
+    super::baseline::write_reports(&outcome.report, &report_dir)?;
     if outcome.interrupted {
         return Ok(exit::TROUBLE);
     }
@@ -283,15 +291,15 @@ fn run_inner(args: Args) -> Result<u8, Error> {
 
 /// The external target of the flags, and how its operator is briefed.
 fn external(args: &Args) -> Result<ExternalSpec, Error> {
-    let addr = args
-        .target_addr
-        .ok_or_else(|| Error::Input("--target external needs --target-addr".into()))?;
-    service::require_loopback(addr, "--target-addr").map_err(Error::Input)?;
-    service::require_loopback(args.dns_listen, "--dns-listen").map_err(Error::Input)?;
+    let addr = args.target_addr.ok_or(Error::ExternalNeeds {
+        flag: "--target-addr",
+    })?;
+    service::require_loopback(addr, "--target-addr")?;
+    service::require_loopback(args.dns_listen, "--dns-listen")?;
     let certs = args
         .certs
         .clone()
-        .ok_or_else(|| Error::Input("--target external needs --certs".into()))?;
+        .ok_or(Error::ExternalNeeds { flag: "--certs" })?;
     let wait = !args.no_wait;
     Ok(ExternalSpec {
         addr,

@@ -8,9 +8,10 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use super::{exit, service};
-use crate::partner::{self, LoadError, Severity};
-use crate::pki::{CertVariant, Leaf, Pki};
+use crate::partner::{self, Diagnostic, LoadError, Severity};
+use crate::pki::{CertVariant, Leaf, Pki, PkiError};
 use crate::refproxy::{Config, Fault, RefProxy, StartError, Timeouts};
+use crate::run::execute::SignalError;
 use crate::tls;
 use crate::xml::Limits;
 
@@ -49,7 +50,7 @@ pub struct Args {
 /// Far beyond the file descriptors a process gets; tokio's semaphore limit is higher still.
 const MAX_CONNECTIONS: u64 = 1 << 20;
 
-fn parse_fault(s: &str) -> Result<Fault, String> {
+fn parse_fault(s: &str) -> Result<Fault, crate::UnknownSpelling> {
     s.parse()
 }
 
@@ -57,9 +58,9 @@ pub fn run(args: Args) -> u8 {
     service::init_logging(DEFAULT_FILTER);
     match serve(args) {
         Ok(()) => exit::OK,
-        Err(Refusal::Invalid(lines)) => {
-            for line in lines {
-                eprintln!("{line}");
+        Err(Refusal::Invalid(diagnostics)) => {
+            for d in diagnostics {
+                eprintln!("{d}");
             }
             eprintln!("s2spec serve: the partner set has validation errors; not starting");
             exit::FAILED
@@ -72,13 +73,69 @@ pub fn run(args: Args) -> u8 {
 }
 
 enum Refusal {
-    Invalid(Vec<String>),
-    Trouble(String),
+    /// The partner set's validation errors (exit 1).
+    Invalid(Vec<Diagnostic>),
+    /// Anything else that stops the proxy from serving (exit 2).
+    Trouble(ServeError),
 }
 
-impl From<String> for Refusal {
-    fn from(message: String) -> Self {
-        Refusal::Trouble(message)
+/// Why `serve` could not start or keep serving.
+#[derive(Debug, thiserror::Error)]
+enum ServeError {
+    #[error(transparent)]
+    Service(#[from] service::ServiceError),
+    #[error(transparent)]
+    Signal(#[from] SignalError),
+    /// The partner-set file does not parse, one diagnostic a line.
+    #[error("{}", .0.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n"))]
+    Parse(Vec<Diagnostic>),
+    #[error(transparent)]
+    Load(LoadError),
+    #[error("--certs {}: {source}", dir.display())]
+    Certs {
+        dir: PathBuf,
+        #[source]
+        source: PkiError,
+    },
+    #[error("--certs {}: no CA found (ca.pem, ca.key)", dir.display())]
+    NoCa { dir: PathBuf },
+    #[error("--certs {}: {source}", dir.display())]
+    Trust {
+        dir: PathBuf,
+        #[source]
+        source: tls::TlsError,
+    },
+    #[error("cannot read {}: {source}", path.display())]
+    ReadCert {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{}: {source}", path.display())]
+    Leaf {
+        path: PathBuf,
+        #[source]
+        source: PkiError,
+    },
+    #[error(transparent)]
+    Start(StartError),
+}
+
+impl From<ServeError> for Refusal {
+    fn from(e: ServeError) -> Self {
+        Refusal::Trouble(e)
+    }
+}
+
+impl From<service::ServiceError> for Refusal {
+    fn from(e: service::ServiceError) -> Self {
+        Refusal::Trouble(e.into())
+    }
+}
+
+impl From<SignalError> for Refusal {
+    fn from(e: SignalError) -> Self {
+        Refusal::Trouble(e.into())
     }
 }
 
@@ -88,15 +145,9 @@ fn serve(args: Args) -> Result<(), Refusal> {
     let loaded = match partner::load_file(&args.partners) {
         Ok(loaded) => loaded,
         Err(LoadError::Parse(diagnostics)) => {
-            return Err(Refusal::Trouble(
-                diagnostics
-                    .iter()
-                    .map(ToString::to_string)
-                    .collect::<Vec<_>>()
-                    .join("\n"),
-            ));
+            return Err(ServeError::Parse(diagnostics).into());
         }
-        Err(e) => return Err(Refusal::Trouble(e.to_string())),
+        Err(e) => return Err(ServeError::Load(e).into()),
     };
     let diagnostics = partner::validate(&loaded);
     for warning in diagnostics
@@ -105,10 +156,9 @@ fn serve(args: Args) -> Result<(), Refusal> {
     {
         eprintln!("{warning}");
     }
-    let errors: Vec<String> = diagnostics
-        .iter()
+    let errors: Vec<Diagnostic> = diagnostics
+        .into_iter()
         .filter(|d| d.severity == Severity::Error)
-        .map(ToString::to_string)
         .collect();
     if !errors.is_empty() {
         return Err(Refusal::Invalid(errors));
@@ -129,8 +179,8 @@ fn serve(args: Args) -> Result<(), Refusal> {
     let runtime = service::runtime()?;
     runtime.block_on(async {
         let proxy = RefProxy::start(config).await.map_err(|e| match e {
-            StartError::Invalid(d) => Refusal::Invalid(d.iter().map(ToString::to_string).collect()),
-            other => Refusal::Trouble(other.to_string()),
+            StartError::Invalid(d) => Refusal::Invalid(d),
+            other => ServeError::Start(other).into(),
         })?;
         println!("listening on {}", proxy.addr());
         for fault in &args.faults {
@@ -139,29 +189,42 @@ fn serve(args: Args) -> Result<(), Refusal> {
         service::wait_for_stop().await?;
         tracing::info!("stopping");
         proxy.shutdown().await;
-        Ok(())
+        Ok::<_, Refusal>(())
     })
 }
 
 type Certs = (Arc<rustls::RootCertStore>, HashMap<String, Arc<Leaf>>);
 
 /// The CA from `DIR/ca.pem` and `DOMAIN.valid.{crt,key}` per local domain.
-fn load_certs(dir: &Path, domains: &[String]) -> Result<Certs, String> {
+fn load_certs(dir: &Path, domains: &[String]) -> Result<Certs, ServeError> {
     let pki = Pki::load_dir(dir)
-        .map_err(|e| format!("--certs {}: {e}", dir.display()))?
-        .ok_or_else(|| format!("--certs {}: no CA found (ca.pem, ca.key)", dir.display()))?;
-    let trust = tls::root_store(&[pki.root_der().clone()])
-        .map_err(|e| format!("--certs {}: {e}", dir.display()))?;
+        .map_err(|source| ServeError::Certs {
+            dir: dir.to_path_buf(),
+            source,
+        })?
+        .ok_or_else(|| ServeError::NoCa {
+            dir: dir.to_path_buf(),
+        })?;
+    let trust = tls::root_store(&[pki.root_der().clone()]).map_err(|source| ServeError::Trust {
+        dir: dir.to_path_buf(),
+        source,
+    })?;
     let mut certs = HashMap::new();
     for domain in domains {
         let valid = CertVariant::Valid;
         let crt = dir.join(format!("{domain}.{valid}.crt"));
         let key = dir.join(format!("{domain}.{valid}.key"));
         let read = |p: &Path| {
-            std::fs::read_to_string(p).map_err(|e| format!("cannot read {}: {e}", p.display()))
+            std::fs::read_to_string(p).map_err(|source| ServeError::ReadCert {
+                path: p.to_path_buf(),
+                source,
+            })
         };
-        let leaf = Leaf::from_pem(&read(&crt)?, &read(&key)?)
-            .map_err(|e| format!("{}: {e}", crt.display()))?;
+        let leaf =
+            Leaf::from_pem(&read(&crt)?, &read(&key)?).map_err(|source| ServeError::Leaf {
+                path: crt.clone(),
+                source,
+            })?;
         certs.insert(domain.clone(), Arc::new(leaf));
     }
     Ok((trust, certs))

@@ -4,6 +4,8 @@
 use std::io::IsTerminal;
 use std::net::SocketAddr;
 
+use crate::run::execute::SignalError;
+
 /// Logs to stderr with `default_filter` unless `RUST_LOG` says otherwise.
 pub fn init_logging(default_filter: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
@@ -16,39 +18,50 @@ pub fn init_logging(default_filter: &str) {
         .try_init();
 }
 
-pub fn runtime() -> Result<tokio::runtime::Runtime, String> {
+pub fn runtime() -> Result<tokio::runtime::Runtime, ServiceError> {
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
-        .map_err(|e| format!("cannot start the async runtime: {e}"))
+        .map_err(ServiceError::Runtime)
+}
+
+/// Why a command could not start or keep serving.
+#[derive(Debug, thiserror::Error)]
+pub enum ServiceError {
+    #[error("cannot start the async runtime: {0}")]
+    Runtime(#[source] std::io::Error),
+    /// `flag` is the option (or phrase) that named the address.
+    #[error("{flag} {addr}: s2spec only uses loopback addresses (127.0.0.0/8, ::1)")]
+    NotLoopback {
+        flag: &'static str,
+        addr: SocketAddr,
+    },
+    #[error(transparent)]
+    Signal(#[from] SignalError),
 }
 
 /// s2spec only ever listens on or talks to loopback addresses.
-pub fn require_loopback(addr: SocketAddr, flag: &str) -> Result<(), String> {
+pub fn require_loopback(addr: SocketAddr, flag: &'static str) -> Result<(), ServiceError> {
     if addr.ip().is_loopback() {
         Ok(())
     } else {
-        Err(format!(
-            "{flag} {addr}: s2spec only uses loopback addresses (127.0.0.0/8, ::1)"
-        ))
+        Err(ServiceError::NotLoopback { flag, addr })
     }
 }
 
-pub async fn wait_for_stop() -> Result<(), String> {
+pub async fn wait_for_stop() -> Result<(), SignalError> {
+    let watch = |signal| move |source| SignalError { signal, source };
     #[cfg(unix)]
     {
         use tokio::signal::unix::{SignalKind, signal};
-        let mut term =
-            signal(SignalKind::terminate()).map_err(|e| format!("cannot watch SIGTERM: {e}"))?;
+        let mut term = signal(SignalKind::terminate()).map_err(watch("SIGTERM"))?;
         tokio::select! {
-            r = tokio::signal::ctrl_c() => r.map_err(|e| format!("cannot watch Ctrl-C: {e}")),
+            r = tokio::signal::ctrl_c() => r.map_err(watch("Ctrl-C")),
             _ = term.recv() => Ok(()),
         }
     }
     #[cfg(not(unix))]
     {
-        tokio::signal::ctrl_c()
-            .await
-            .map_err(|e| format!("cannot watch Ctrl-C: {e}"))
+        tokio::signal::ctrl_c().await.map_err(watch("Ctrl-C"))
     }
 }

@@ -32,4 +32,6 @@ pub use resolve::{
     order_srv,
 };
 pub use server::{MockDns, Query, ServerError};
-pub use zone::{DEFAULT_S2S_PORT, Record, Service, Zone, ZoneError};
+pub use zone::{
+    DEFAULT_S2S_PORT, NameError, NotLoopback, Record, Service, Zone, ZoneError, ZoneProblem,
+};

@@ -234,6 +234,7 @@ mod tests {
             "sideways"
                 .parse::<Direction>()
                 .unwrap_err()
+                .to_string()
                 .contains("in, out")
         );
     }

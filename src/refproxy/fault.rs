@@ -90,6 +90,7 @@ mod tests {
             "nope"
                 .parse::<Fault>()
                 .unwrap_err()
+                .to_string()
                 .contains("route-before-auth")
         );
     }

@@ -122,27 +122,63 @@ impl serde_json::ser::Formatter for Layered {
 ///
 /// Errors name the file: they end up in front of a user who may have passed
 /// the wrong path.
-pub fn read_json(path: &Path) -> Result<Report, String> {
-    let shown = path.display();
-    let text = fs::read_to_string(path).map_err(|e| format!("{shown}: cannot read: {e}"))?;
+pub fn read_json(path: &Path) -> Result<Report, ReadError> {
+    let file = || path.to_path_buf();
+    let text = fs::read_to_string(path).map_err(|source| ReadError::Io {
+        path: file(),
+        source,
+    })?;
     // Look at the schema before the structure, so a report of another
     // version is reported as such rather than as a confusing missing field.
     let value: serde_json::Value =
-        serde_json::from_str(&text).map_err(|e| format!("{shown}: not valid JSON: {e}"))?;
+        serde_json::from_str(&text).map_err(|source| ReadError::NotJson {
+            path: file(),
+            source,
+        })?;
     match value.get("schema") {
         Some(serde_json::Value::String(s)) if s == SCHEMA => {}
         Some(serde_json::Value::String(s)) => {
-            return Err(format!(
-                "{shown}: report schema is {s:?}, this s2spec reads {SCHEMA:?}"
-            ));
+            return Err(ReadError::OtherSchema {
+                path: file(),
+                schema: s.clone(),
+            });
         }
-        _ => {
-            return Err(format!(
-                "{shown}: not an s2spec report (no \"schema\" string; expected {SCHEMA:?})"
-            ));
-        }
+        _ => return Err(ReadError::NoSchema { path: file() }),
     }
-    serde_json::from_value(value).map_err(|e| format!("{shown}: malformed {SCHEMA} report: {e}"))
+    serde_json::from_value(value).map_err(|source| ReadError::Malformed {
+        path: file(),
+        source,
+    })
+}
+
+/// Why a `report.json` could not be read; every variant names the file.
+#[derive(Debug, thiserror::Error)]
+pub enum ReadError {
+    #[error("{}: cannot read: {source}", path.display())]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error("{}: not valid JSON: {source}", path.display())]
+    NotJson {
+        path: PathBuf,
+        #[source]
+        source: serde_json::Error,
+    },
+    #[error("{}: report schema is {schema:?}, this s2spec reads {SCHEMA:?}", path.display())]
+    OtherSchema { path: PathBuf, schema: String },
+    #[error(
+        "{}: not an s2spec report (no \"schema\" string; expected {SCHEMA:?})",
+        path.display()
+    )]
+    NoSchema { path: PathBuf },
+    #[error("{}: malformed {SCHEMA} report: {source}", path.display())]
+    Malformed {
+        path: PathBuf,
+        #[source]
+        source: serde_json::Error,
+    },
 }
 
 /// Writes `bytes` to `path` through a temporary file in the same directory

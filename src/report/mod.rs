@@ -17,7 +17,7 @@ mod table;
 
 pub use baseline::{BaselineOutcome, FixedEntry, GateCase, KnownCase};
 pub use human::{case_anchor, html_string, markdown_string, write_html, write_markdown};
-pub use json::{json_bytes, read_json, write_json};
+pub use json::{ReadError, json_bytes, read_json, write_json};
 pub use junit::{
     TRANSCRIPT_TAIL, group_of, junit_report, junit_string, transcript_line, write_junit,
 };

@@ -94,8 +94,8 @@ pub enum RunError {
         context: String,
         source: std::io::Error,
     },
-    #[error("{0}")]
-    Signals(String),
+    #[error(transparent)]
+    Signals(#[from] SignalError),
     #[error(
         "the target at {addr} does not answer a server-to-server stream header to {domain} \
          within 2 s; no case was run (is it started, listening there, and serving that \
@@ -104,13 +104,22 @@ pub enum RunError {
     Silent { addr: SocketAddr, domain: String },
 }
 
+/// Watching for a stop request failed; `signal` names it (`SIGTERM`, `Ctrl-C`).
+#[derive(Debug, thiserror::Error)]
+#[error("cannot watch {signal}: {source}")]
+pub struct SignalError {
+    pub signal: &'static str,
+    #[source]
+    pub source: std::io::Error,
+}
+
 /// Runs `plan` on `runtime` until it ends or `stop` resolves; `done` is told
 /// of each finished case. On a stop the run is dropped, which stops every
 /// target through its guards, and the report holds the finished cases.
 pub fn execute(
     plan: RunPlan,
     runtime: tokio::runtime::Runtime,
-    stop: impl std::future::Future<Output = Result<(), String>>,
+    stop: impl std::future::Future<Output = Result<(), SignalError>>,
     done: impl Fn(&CaseResult) + Send + Sync + Clone + 'static,
 ) -> Result<RunOutcome, RunError> {
     // Instance directories (with private keys) of managed runs that were
@@ -292,15 +301,50 @@ pub fn select(
 /// The matrix cases, then every scenario file in the matrix file's folder.
 /// What this accepts can run: the partner set a run generates from the
 /// cases must load and validate, and a problem names the scenario file.
-pub fn load_cases(matrix: &Path) -> Result<Vec<Case>, String> {
+pub fn load_cases(matrix: &Path) -> Result<Vec<Case>, CasesError> {
     let cases = crate::scenario::load_all(matrix)?;
     check_partner_set(&cases)?;
     Ok(cases)
 }
 
+/// Why the cases of a matrix cannot run.
+#[derive(Debug, thiserror::Error)]
+pub enum CasesError {
+    #[error(transparent)]
+    Scenario(#[from] crate::scenario::ScenarioError),
+    #[error(transparent)]
+    PartnerSet(#[from] PartnerSetError),
+}
+
+/// The errors of the partner set generated from the cases, one a line.
+#[derive(Debug, thiserror::Error)]
+#[error("{}", problems.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n"))]
+pub struct PartnerSetError {
+    pub problems: Vec<PartnerProblem>,
+}
+
+/// One error of the generated partner set.
+#[derive(Debug, thiserror::Error)]
+pub enum PartnerProblem {
+    /// The entry of a scenario file, at that file's `[partner]` line.
+    #[error(
+        "{file}:{line}: its partner entry cannot be configured: {}: {}",
+        diagnostic.code,
+        diagnostic.message
+    )]
+    Script {
+        file: String,
+        line: usize,
+        diagnostic: crate::partner::Diagnostic,
+    },
+    /// An entry no scenario file names (a matrix partner).
+    #[error("{0}")]
+    Generated(crate::partner::Diagnostic),
+}
+
 /// The generated partner set's errors, each at the `[partner]` line of the
 /// scenario file it came from.
-fn check_partner_set(cases: &[Case]) -> Result<(), String> {
+fn check_partner_set(cases: &[Case]) -> Result<(), PartnerSetError> {
     use crate::partner::{Severity, load_str, validate};
     use crate::scenario::CaseKind;
     const GENERATED: &str = "<generated partner set>";
@@ -315,15 +359,14 @@ fn check_partner_set(cases: &[Case]) -> Result<(), String> {
     if errors.is_empty() {
         return Ok(());
     }
-    let at_partner_line = |file: &str| {
-        let line = crate::source::read_text(Path::new(file))
+    let partner_line = |file: &str| {
+        crate::source::read_text(Path::new(file))
             .ok()
             .and_then(|t| t.lines().position(|l| l.trim() == "[partner]"))
-            .map_or(1, |i| i + 1);
-        format!("{file}:{line}")
+            .map_or(1, |i| i + 1)
     };
-    let lines: Vec<String> = errors
-        .iter()
+    let problems = errors
+        .into_iter()
         .map(|d| {
             // The partner a diagnostic is about, else the entry at its line.
             let domain = d.partner.clone().or_else(|| {
@@ -339,17 +382,16 @@ fn check_partner_set(cases: &[Case]) -> Result<(), String> {
                 _ => None,
             });
             match script {
-                Some(s) => format!(
-                    "{}: its partner entry cannot be configured: {}: {}",
-                    at_partner_line(&s.file),
-                    d.code,
-                    d.message
-                ),
-                None => d.to_string(),
+                Some(s) => PartnerProblem::Script {
+                    file: s.file.clone(),
+                    line: partner_line(&s.file),
+                    diagnostic: d,
+                },
+                None => PartnerProblem::Generated(d),
             }
         })
         .collect();
-    Err(lines.join("\n"))
+    Err(PartnerSetError { problems })
 }
 
 /// Writes missing snapshots, lists (or with `update`, rewrites) differing

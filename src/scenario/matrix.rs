@@ -55,22 +55,81 @@ pub enum Selection {
     List(Vec<String>),
 }
 
+/// Why a matrix file is unusable; every variant names the file and line.
+#[derive(Debug, thiserror::Error)]
+pub enum MatrixError {
+    #[error(transparent)]
+    Read(#[from] crate::source::ReadError),
+    #[error("{file}:{line}: {}", source.message())]
+    Toml {
+        file: String,
+        line: usize,
+        // Boxed: the TOML error is large, and this one rides up through every loader.
+        #[source]
+        source: Box<toml::de::Error>,
+    },
+    #[error("{file}:{line}: {source}")]
+    Expand {
+        file: String,
+        line: usize,
+        #[source]
+        source: Box<ExpandError>,
+    },
+}
+
+/// A matrix that parses but names something unknown.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ExpandError {
+    #[error("family {family}: {source}")]
+    Family {
+        family: String,
+        #[source]
+        source: SelectionError,
+    },
+    #[error("stranger: {0}")]
+    Stranger(#[source] SelectionError),
+    #[error("config rows `{0}`: only \"invalid\" is known")]
+    ConfigRows(String),
+}
+
+/// A selection of targets, peers or variants that names nothing known.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SelectionError {
+    #[error("`{0}` is not a <T><S><D> code such as RO1")]
+    Code(String),
+    #[error("unknown target selection `{0}`")]
+    Targets(String),
+    #[error("unknown selection `{0}` (a list or \"all\")")]
+    Named(String),
+    #[error(transparent)]
+    Variant(#[from] crate::kebab::UnknownSpelling),
+    #[error(transparent)]
+    Cert(#[from] crate::pki::UnknownCertVariant),
+    #[error("give either `peers` (\"all\" or a list) or both `peer-clear` and `peer-tls-required`")]
+    Peers,
+}
+
 /// Reads and checks `scenarios/matrix.toml`; errors name the file and line.
-pub fn load_matrix(path: &Path) -> Result<MatrixSpec, String> {
-    let text = crate::source::read_text(path).map_err(|e| e.to_string())?;
+pub fn load_matrix(path: &Path) -> Result<MatrixSpec, MatrixError> {
+    let text = crate::source::read_text(path)?;
     parse_matrix(&text, &path.display().to_string())
 }
 
-pub fn parse_matrix(text: &str, file: &str) -> Result<MatrixSpec, String> {
-    let spec: MatrixSpec = toml::from_str(text).map_err(|e| {
-        let line = e
+pub fn parse_matrix(text: &str, file: &str) -> Result<MatrixSpec, MatrixError> {
+    let spec: MatrixSpec = toml::from_str(text).map_err(|source| MatrixError::Toml {
+        file: file.to_owned(),
+        line: source
             .span()
             .map(|s| crate::source::line_of(text, s.start))
-            .unwrap_or(1);
-        format!("{file}:{line}: {}", e.message())
+            .unwrap_or(1),
+        source: Box::new(source),
     })?;
     // Expanding once checks every name and code.
-    expand(&spec).map_err(|e| format!("{file}:{}: {e}", line_of_problem(text, &e)))?;
+    expand(&spec).map_err(|source| MatrixError::Expand {
+        file: file.to_owned(),
+        line: line_of_problem(text, &source.to_string()),
+        source: Box::new(source),
+    })?;
     Ok(spec)
 }
 
@@ -115,7 +174,7 @@ fn line_of_problem(text: &str, message: &str) -> usize {
 /// Every case of the matrix, in file order. Families overlap (the plain
 /// family already holds `valid`/`srv` pairings the certificate and DNS
 /// families would repeat); a case belongs to the first family that names it.
-pub fn expand(spec: &MatrixSpec) -> Result<Vec<Case>, String> {
+pub fn expand(spec: &MatrixSpec) -> Result<Vec<Case>, ExpandError> {
     let mut cases = Vec::new();
     for family in &spec.families {
         expand_family(family, &mut cases)?;
@@ -125,7 +184,7 @@ pub fn expand(spec: &MatrixSpec) -> Result<Vec<Case>, String> {
     if let Some(stranger) = &spec.stranger {
         for &direction in &stranger.directions {
             for c in &stranger.peers {
-                let peer = code(c).map_err(|e| format!("stranger: {e}"))?;
+                let peer = code(c).map_err(ExpandError::Stranger)?;
                 cases.push(Case {
                     id: stranger_id(direction, peer),
                     family: "stranger".into(),
@@ -144,10 +203,7 @@ pub fn expand(spec: &MatrixSpec) -> Result<Vec<Case>, String> {
     }
     if let Some(config) = &spec.config {
         if config.rows != "invalid" {
-            return Err(format!(
-                "config rows `{}`: only \"invalid\" is known",
-                config.rows
-            ));
+            return Err(ExpandError::ConfigRows(config.rows.clone()));
         }
         for n in Negotiation::all().filter(|n| !negotiation_is_valid(*n)) {
             cases.push(Case {
@@ -164,15 +220,17 @@ pub fn expand(spec: &MatrixSpec) -> Result<Vec<Case>, String> {
     Ok(cases)
 }
 
-fn expand_family(f: &Family, out: &mut Vec<Case>) -> Result<(), String> {
-    let targets = select_targets(&f.targets).map_err(|e| format!("family {}: {e}", f.name))?;
-    let certs: Vec<CertVariant> =
-        select_variants(&f.certs).map_err(|e| format!("family {}: {e}", f.name))?;
-    let dns: Vec<DnsVariant> =
-        select_variants(&f.dns).map_err(|e| format!("family {}: {e}", f.name))?;
+fn expand_family(f: &Family, out: &mut Vec<Case>) -> Result<(), ExpandError> {
+    let in_family = |source| ExpandError::Family {
+        family: f.name.clone(),
+        source,
+    };
+    let targets = select_targets(&f.targets).map_err(in_family)?;
+    let certs: Vec<CertVariant> = select_variants(&f.certs).map_err(in_family)?;
+    let dns: Vec<DnsVariant> = select_variants(&f.dns).map_err(in_family)?;
     for &direction in &f.directions {
         for &target in &targets {
-            let peers = peers_for(f, target).map_err(|e| format!("family {}: {e}", f.name))?;
+            let peers = peers_for(f, target).map_err(in_family)?;
             for &peer in &peers {
                 for &cert in &certs {
                     for &dns in dns.iter().filter(|d| d.applies_to(direction)) {
@@ -215,11 +273,11 @@ fn describe(p: &Pairing) -> String {
     )
 }
 
-fn code(c: &str) -> Result<Negotiation, String> {
-    Negotiation::from_code(c).ok_or_else(|| format!("`{c}` is not a <T><S><D> code such as RO1"))
+fn code(c: &str) -> Result<Negotiation, SelectionError> {
+    Negotiation::from_code(c).ok_or_else(|| SelectionError::Code(c.to_owned()))
 }
 
-fn select_targets(s: &Selection) -> Result<Vec<Negotiation>, String> {
+fn select_targets(s: &Selection) -> Result<Vec<Negotiation>, SelectionError> {
     let valid = || Negotiation::all().filter(|n| negotiation_is_valid(*n));
     match s {
         Selection::Named(name) => match name.as_str() {
@@ -232,13 +290,13 @@ fn select_targets(s: &Selection) -> Result<Vec<Negotiation>, String> {
                 })
                 .collect()),
             "all" => Ok(Negotiation::all().collect()),
-            other => Err(format!("unknown target selection `{other}`")),
+            other => Err(SelectionError::Targets(other.to_owned())),
         },
         Selection::List(codes) => codes.iter().map(|c| code(c)).collect(),
     }
 }
 
-fn peers_for(f: &Family, target: Negotiation) -> Result<Vec<Negotiation>, String> {
+fn peers_for(f: &Family, target: Negotiation) -> Result<Vec<Negotiation>, SelectionError> {
     match (&f.peers, &f.peer_clear, &f.peer_tls_required) {
         (Some(Selection::Named(n)), None, None) if n == "all" => Ok(Negotiation::all().collect()),
         (Some(Selection::List(codes)), None, None) => codes.iter().map(|c| code(c)).collect(),
@@ -250,21 +308,22 @@ fn peers_for(f: &Family, target: Negotiation) -> Result<Vec<Negotiation>, String
             };
             Ok(vec![code(pick)?])
         }
-        _ => Err(
-            "give either `peers` (\"all\" or a list) or both `peer-clear` and `peer-tls-required`"
-                .into(),
-        ),
+        _ => Err(SelectionError::Peers),
     }
 }
 
-fn select_variants<V>(s: &Selection) -> Result<Vec<V>, String>
+fn select_variants<V>(s: &Selection) -> Result<Vec<V>, SelectionError>
 where
-    V: Copy + std::str::FromStr<Err = String> + AllVariants,
+    V: Copy + std::str::FromStr + AllVariants,
+    SelectionError: From<V::Err>,
 {
     match s {
         Selection::Named(n) if n == "all" => Ok(V::all().to_vec()),
-        Selection::Named(n) => Err(format!("unknown selection `{n}` (a list or \"all\")")),
-        Selection::List(names) => names.iter().map(|n| n.parse::<V>()).collect(),
+        Selection::Named(n) => Err(SelectionError::Named(n.clone())),
+        Selection::List(names) => names
+            .iter()
+            .map(|n| n.parse::<V>().map_err(SelectionError::from))
+            .collect(),
     }
 }
 
