@@ -30,6 +30,8 @@ fn harness(all: &[Case]) -> Result<Arc<Harness>, String> {
             RUNTIME
                 .block_on(Harness::start_reference(all, options))
                 .map(Arc::new)
+                // Cached for every trial, so kept as its message.
+                .map_err(|e| e.to_string())
         })
         .clone()
 }

@@ -87,8 +87,24 @@ pub enum RunError {
     #[error("{0}")]
     Unavailable(String),
     /// Starting the target or its services failed.
-    #[error("{0}")]
-    Harness(String),
+    #[error(transparent)]
+    Harness(#[from] super::HarnessError),
+    /// An external run's `--certs` directory is unusable.
+    #[error("--certs {}: {source}", dir.display())]
+    Certs {
+        dir: PathBuf,
+        #[source]
+        source: crate::pki::PkiError,
+    },
+    #[error(
+        "--certs {}: no CA there; create one with `s2spec certs --out {} --domain {domain} --variant valid`",
+        dir.display(),
+        dir.display()
+    )]
+    NoCa { dir: PathBuf, domain: String },
+    /// `start_external` was handed another kind of target (a harness bug).
+    #[error("not an external target")]
+    NotExternal,
     #[error("{context}: {source}")]
     Io {
         context: String,
@@ -206,9 +222,7 @@ async fn play(
             }
             return run_managed(profile, plan.cases.clone(), options, managed, done).await;
         }
-        TargetSpec::Reference => Harness::start_reference(&plan.all, options)
-            .await
-            .map_err(RunError::Harness)?,
+        TargetSpec::Reference => Harness::start_reference(&plan.all, options).await?,
         TargetSpec::External(_) => start_external(plan, options).await?,
     };
     let harness = Arc::new(harness);
@@ -224,17 +238,16 @@ async fn play(
 /// answers at all.
 async fn start_external(plan: &RunPlan, options: Options) -> Result<Harness, RunError> {
     let TargetSpec::External(spec) = &plan.target else {
-        return Err(RunError::Harness("not an external target".into()));
+        return Err(RunError::NotExternal);
     };
     let pki = crate::pki::Pki::load_dir(&spec.certs)
-        .map_err(|e| RunError::Harness(format!("--certs {}: {e}", spec.certs.display())))?
-        .ok_or_else(|| {
-            RunError::Harness(format!(
-                "--certs {}: no CA there; create one with `s2spec certs --out {} --domain {} --variant valid`",
-                spec.certs.display(),
-                spec.certs.display(),
-                spec.domain
-            ))
+        .map_err(|source| RunError::Certs {
+            dir: spec.certs.clone(),
+            source,
+        })?
+        .ok_or_else(|| RunError::NoCa {
+            dir: spec.certs.clone(),
+            domain: spec.domain.clone(),
         })?;
     let report_dir = &plan.report_dir;
     std::fs::create_dir_all(report_dir).map_err(|source| RunError::Io {
@@ -252,9 +265,7 @@ async fn start_external(plan: &RunPlan, options: Options) -> Result<Harness, Run
         addr: spec.addr,
         domain: spec.domain.clone(),
     };
-    let harness = Harness::start_external(target, options, Arc::new(pki), spec.dns_listen)
-        .await
-        .map_err(RunError::Harness)?;
+    let harness = Harness::start_external(target, options, Arc::new(pki), spec.dns_listen).await?;
     let instructions = format!(
         "Configure the target at {addr} before the run:\n\
          - serve the domain {domain} with {certs}/{domain}.valid.crt and its .key\n\

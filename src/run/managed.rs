@@ -10,7 +10,9 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::{Harness, LOOPBACK_ANY_PORT, Options, TARGET_DOMAIN, case_dns, lost_case, network};
+use super::{
+    Harness, HarnessError, LOOPBACK_ANY_PORT, Options, TARGET_DOMAIN, case_dns, lost_case, network,
+};
 use crate::oracle::{Policy, expect};
 use crate::pki::{CertVariant, KeyType, Pki};
 use crate::report::{CaseResult, Verdict};
@@ -272,8 +274,8 @@ impl Harness {
         options: Options,
         keep_logs: Option<PathBuf>,
         needs_users: bool,
-    ) -> Result<Harness, String> {
-        let pki = Arc::new(Pki::new().map_err(|e| format!("PKI: {e}"))?);
+    ) -> Result<Harness, HarnessError> {
+        let pki = Arc::new(Pki::new().map_err(HarnessError::Pki)?);
         let dns = match profile.dns {
             DnsHookup::Forward => case_dns(LOOPBACK_ANY_PORT).await?,
             // resolv.conf takes no port: the standard one, on an address of its own.
@@ -281,8 +283,8 @@ impl Harness {
         };
         let cert = pki
             .leaf(TARGET_DOMAIN, CertVariant::Valid, KeyType::Ecdsa)
-            .map_err(|e| e.to_string())?
-            .ok_or("no target certificate")?;
+            .map_err(HarnessError::TargetCertificate)?
+            .ok_or(HarnessError::NoTargetCertificate)?;
         let setup = Setup {
             domain: TARGET_DOMAIN,
             dns: dns.addr(),
@@ -292,9 +294,7 @@ impl Harness {
             keep_logs: keep_logs.as_deref(),
             partners,
         };
-        let server = ManagedServer::start(profile, group, &setup)
-            .await
-            .map_err(|e| e.to_string())?;
+        let server = ManagedServer::start(profile, group, &setup).await?;
         let config_reason = profile
             .capabilities
             .config_validation

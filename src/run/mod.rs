@@ -2,6 +2,7 @@
 //! DNS, the target with a partner set generated from the cases), plays each
 //! case on real sockets and judges it.
 
+mod error;
 pub mod execute;
 pub mod judge;
 pub mod managed;
@@ -28,6 +29,7 @@ use crate::scenario::{CASE_ZONE, Case, CaseKind, peer_domain, stranger_domain};
 use crate::stream::Transcript;
 use crate::target::{External, OutboundTrigger, Target};
 use crate::xml::{Element, NS_SERVER};
+pub use error::{HarnessError, MockDnsError};
 use judge::{Observation, expected_of, judge};
 
 /// The target's own domain and its one local user.
@@ -77,23 +79,22 @@ pub struct Harness {
 
 impl Harness {
     /// Starts PKI, DNS and the reference target with one partner per case.
-    pub async fn start_reference(cases: &[Case], options: Options) -> Result<Harness, String> {
-        let pki = Arc::new(Pki::new().map_err(|e| format!("PKI: {e}"))?);
+    pub async fn start_reference(
+        cases: &[Case],
+        options: Options,
+    ) -> Result<Harness, HarnessError> {
+        let pki = Arc::new(Pki::new().map_err(HarnessError::Pki)?);
         let dns = case_dns(LOOPBACK_ANY_PORT).await?;
         let loaded = load_str(
             &partner_set(cases, TARGET_DOMAIN),
             "<generated partner set>",
         )
-        .map_err(|d| {
-            let lines: Vec<String> = d.iter().map(ToString::to_string).collect();
-            format!("generated partner set: {}", lines.join("; "))
-        })?;
-        let trust = crate::tls::root_store(std::slice::from_ref(pki.root_der()))
-            .map_err(|e| e.to_string())?;
+        .map_err(HarnessError::PartnerSet)?;
+        let trust = crate::tls::root_store(std::slice::from_ref(pki.root_der()))?;
         let cert = pki
             .leaf(TARGET_DOMAIN, CertVariant::Valid, KeyType::Ecdsa)
-            .map_err(|e| e.to_string())?
-            .ok_or("no target certificate")?;
+            .map_err(HarnessError::TargetCertificate)?
+            .ok_or(HarnessError::NoTargetCertificate)?;
         let config = refproxy::Config {
             partners: loaded,
             listen: "127.0.0.1:0".parse().expect("literal"),
@@ -114,7 +115,7 @@ impl Harness {
         };
         let proxy = RefProxy::start(config)
             .await
-            .map_err(|e| format!("reference target: {e}"))?;
+            .map_err(HarnessError::Reference)?;
         Ok(Harness {
             pki,
             dns,
@@ -131,7 +132,7 @@ impl Harness {
         options: Options,
         pki: Arc<Pki>,
         dns_listen: SocketAddr,
-    ) -> Result<Harness, String> {
+    ) -> Result<Harness, HarnessError> {
         let dns = case_dns(dns_listen).await?;
         Ok(Harness {
             pki,
@@ -217,17 +218,14 @@ impl Harness {
         case: &Case,
         transcript: &Transcript,
         waited: &mut Vec<Waited>,
-    ) -> Result<Parts, String> {
+    ) -> Result<Parts, HarnessError> {
         match &case.kind {
             CaseKind::Config(n) => Ok(self.config_case(*n)),
             CaseKind::Pairing(p) => self.pairing_case(p, transcript).await,
             CaseKind::Stranger { direction, peer } => {
                 self.stranger_case(*direction, *peer, transcript).await
             }
-            CaseKind::Script(s) => self
-                .script_case(s, transcript, waited)
-                .await
-                .map_err(|e| e.to_string()),
+            CaseKind::Script(s) => Ok(self.script_case(s, transcript, waited).await?),
         }
     }
 
@@ -294,7 +292,11 @@ impl Harness {
         )
     }
 
-    async fn pairing_case(&self, p: &Pairing, transcript: &Transcript) -> Result<Parts, String> {
+    async fn pairing_case(
+        &self,
+        p: &Pairing,
+        transcript: &Transcript,
+    ) -> Result<Parts, HarnessError> {
         let expectation = expect(p, self.options.policy);
         // Inbound, the peer's server receives the echo and answers db:verify
         // with a valid certificate; outbound it presents the case's variant.
@@ -330,7 +332,7 @@ impl Harness {
         direction: Direction,
         peer: Negotiation,
         transcript: &Transcript,
-    ) -> Result<Parts, String> {
+    ) -> Result<Parts, HarnessError> {
         let exchange = Exchange {
             domain: stranger_domain(direction, peer),
             target_config: None,
@@ -356,10 +358,12 @@ impl Harness {
 
     /// Plays one exchange between a simulated peer and the target and
     /// gathers what both sides of the peer saw.
-    async fn observe(&self, x: &Exchange, transcript: &Transcript) -> Result<Observation, String> {
-        let env = PeerEnv::new(self.pki.clone(), transcript.clone())
-            .map_err(|e| e.to_string())?
-            .with_step(self.options.step);
+    async fn observe(
+        &self,
+        x: &Exchange,
+        transcript: &Transcript,
+    ) -> Result<Observation, HarnessError> {
+        let env = PeerEnv::new(self.pki.clone(), transcript.clone())?.with_step(self.options.step);
         let target = TargetInfo {
             addr: self.target.addr(),
             domain: self.target_domain.clone(),
@@ -367,7 +371,7 @@ impl Harness {
         let server_profile = PeerProfile::new(x.domain.clone(), x.peer, x.server_cert);
         let placed = network::place(&env, &server_profile, target.clone(), x.dns).await?;
         if let Some(zone) = placed.zone.clone() {
-            self.dns.upsert_zone(zone).map_err(|e| e.to_string())?;
+            self.dns.upsert_zone(zone)?;
         }
         let probe_id = format!("probe-{}", short_token(&x.domain));
         let mut obs = Observation {
@@ -456,7 +460,7 @@ impl Harness {
         target: &TargetInfo,
         placed: &network::Placed,
         probe_id: &str,
-    ) -> Result<(), String> {
+    ) -> Result<(), HarnessError> {
         let config = x.target_config.unwrap_or(x.peer);
         let profile = PeerProfile::new(x.domain.clone(), config, CertVariant::Valid);
         let mut initiated = initiate(env, &profile, target.addr, &target.domain).await;
@@ -473,11 +477,10 @@ impl Harness {
             }
             Ok(())
         } else if crate::partner::methods(config).contains(crate::partner::Method::SaslOverTls) {
-            Err(format!(
-                "outbound trigger: the ping stream ({}, valid certificate) was not authenticated: {:?}",
-                config.code(),
-                initiated.report.failure
-            ))
+            Err(HarnessError::PingNotAuthenticated {
+                config,
+                failure: initiated.report.failure.clone(),
+            })
         } else {
             Ok(())
         };
@@ -612,10 +615,10 @@ const LOOPBACK_ANY_PORT: SocketAddr =
     SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST), 0);
 
 /// The mock DNS of a run: the empty parent zone makes unknown case domains NXDOMAIN.
-async fn case_dns(listen: SocketAddr) -> Result<MockDns, String> {
+async fn case_dns(listen: SocketAddr) -> Result<MockDns, MockDnsError> {
     MockDns::start(listen, [Zone::new(CASE_ZONE)])
         .await
-        .map_err(|e| format!("mock DNS: {e}"))
+        .map_err(MockDnsError)
 }
 
 /// One exchange between a simulated peer and the target.

@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 
 use crate::dns::{DEFAULT_S2S_PORT, Service, Zone};
 use crate::oracle::DnsVariant;
-use crate::peer::{PeerEnv, PeerProfile, PeerServer, TargetInfo};
+use crate::peer::{PeerEnv, PeerError, PeerProfile, PeerServer, TargetInfo};
 
 /// A peer server placed in DNS.
 pub struct Placed {
@@ -38,7 +38,7 @@ pub async fn place(
     profile: &PeerProfile,
     target: TargetInfo,
     variant: DnsVariant,
-) -> Result<Placed, String> {
+) -> Result<Placed, PlaceError> {
     let domain = profile.domain.clone();
     let start =
         |bind: SocketAddr| PeerServer::start(env.clone(), profile.clone(), bind, target.clone());
@@ -46,30 +46,22 @@ pub async fn place(
     let mut dead = None;
     let (server, zone) = match variant {
         DnsVariant::Srv => {
-            let server = start(SocketAddr::new(loopback, 0))
-                .await
-                .map_err(|e| e.to_string())?;
+            let server = start(SocketAddr::new(loopback, 0)).await?;
             let zone = Zone::xmpp_peer(&domain, loopback, server.addr().port());
             (server, Some(zone))
         }
         DnsVariant::Nxdomain => {
-            let server = start(SocketAddr::new(loopback, 0))
-                .await
-                .map_err(|e| e.to_string())?;
+            let server = start(SocketAddr::new(loopback, 0)).await?;
             (server, None)
         }
         DnsVariant::SrvToDeadPort | DnsVariant::AuthoritativeUnreachable => {
-            let server = start(SocketAddr::new(loopback, 0))
-                .await
-                .map_err(|e| e.to_string())?;
+            let server = start(SocketAddr::new(loopback, 0)).await?;
             let port = dead.insert(dead_port()?).port;
             let zone = Zone::xmpp_peer(&domain, loopback, port);
             (server, Some(zone))
         }
         DnsVariant::SrvMultiple => {
-            let server = start(SocketAddr::new(loopback, 0))
-                .await
-                .map_err(|e| e.to_string())?;
+            let server = start(SocketAddr::new(loopback, 0)).await?;
             let live = server.addr().port();
             let port = dead.insert(dead_port()?).port;
             let zone = Zone::new(&domain)
@@ -80,9 +72,7 @@ pub async fn place(
         }
         DnsVariant::AaaaOnly => {
             let v6 = IpAddr::V6(Ipv6Addr::LOCALHOST);
-            let server = start(SocketAddr::new(v6, 0))
-                .await
-                .map_err(|e| e.to_string())?;
+            let server = start(SocketAddr::new(v6, 0)).await?;
             let zone = Zone::xmpp_peer(&domain, v6, server.addr().port());
             (server, Some(zone))
         }
@@ -97,9 +87,7 @@ pub async fn place(
             // Both services lead to the one STARTTLS listener; `xmpps` sorts
             // first, so a direct-TLS target meets a plaintext port first and
             // must go on with `_xmpp-server` (RFC 6120 §3.2.1 step 7).
-            let server = start(SocketAddr::new(loopback, 0))
-                .await
-                .map_err(|e| e.to_string())?;
+            let server = start(SocketAddr::new(loopback, 0)).await?;
             let port = server.addr().port();
             let zone = Zone::new(&domain)
                 .with_srv(Service::XmppsServer, &domain, 0, 0, port, &domain)
@@ -130,8 +118,29 @@ pub async fn place(
     })
 }
 
-fn dead_port() -> Result<DeadPort, String> {
-    let fail = |e: std::io::Error| format!("cannot reserve a dead port: {e}");
+/// Why a peer server could not be placed.
+#[derive(Debug, thiserror::Error)]
+pub enum PlaceError {
+    #[error(transparent)]
+    Peer(#[from] PeerError),
+    #[error("cannot reserve a dead port: {0}")]
+    DeadPort(#[source] std::io::Error),
+    #[error(transparent)]
+    Loopback(#[from] NoFreeLoopback<PeerError>),
+}
+
+/// Every loopback address tried for a fixed port was taken; `last` is the
+/// last address's error.
+#[derive(Debug, thiserror::Error)]
+#[error("no free loopback address for port {port}: {last}")]
+pub struct NoFreeLoopback<E: std::error::Error + 'static> {
+    pub port: u16,
+    #[source]
+    pub last: E,
+}
+
+fn dead_port() -> Result<DeadPort, PlaceError> {
+    let fail = PlaceError::DeadPort;
     let socket = tokio::net::TcpSocket::new_v4().map_err(fail)?;
     socket
         .bind(SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 0))
@@ -145,31 +154,35 @@ fn dead_port() -> Result<DeadPort, String> {
 
 /// Binds port 5269 on a loopback address of its own (A-record fallback and
 /// proxy FQDNs use the standard port, RFC 6120 §3.2.2).
-async fn start_on_5269<F, Fut>(start: F) -> Result<PeerServer, String>
+async fn start_on_5269<F, Fut>(start: F) -> Result<PeerServer, NoFreeLoopback<PeerError>>
 where
     F: Fn(SocketAddr) -> Fut,
-    Fut: std::future::Future<Output = Result<PeerServer, crate::peer::PeerError>>,
+    Fut: std::future::Future<Output = Result<PeerServer, PeerError>>,
 {
     on_own_loopback(DEFAULT_S2S_PORT, start).await
 }
 
 /// Starts something on a fixed `port` of a loopback address of its own,
 /// trying further addresses when one is taken.
-pub(crate) async fn on_own_loopback<T, E, F, Fut>(port: u16, start: F) -> Result<T, String>
+pub(crate) async fn on_own_loopback<T, E, F, Fut>(
+    port: u16,
+    start: F,
+) -> Result<T, NoFreeLoopback<E>>
 where
-    E: std::fmt::Display,
+    E: std::error::Error + 'static,
     F: Fn(SocketAddr) -> Fut,
     Fut: std::future::Future<Output = Result<T, E>>,
 {
-    let mut last = String::new();
-    for _ in 0..32 {
+    const ATTEMPTS: usize = 32;
+    let mut tries = 1;
+    loop {
         let ip = next_loopback();
         match start(SocketAddr::new(IpAddr::V4(ip), port)).await {
             Ok(server) => return Ok(server),
-            Err(e) => last = e.to_string(),
+            Err(last) if tries == ATTEMPTS => return Err(NoFreeLoopback { port, last }),
+            Err(_) => tries += 1,
         }
     }
-    Err(format!("no free loopback address for port {port}: {last}"))
 }
 
 /// Distinct 127.x.y.z addresses, starting at a random offset so that

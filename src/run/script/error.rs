@@ -8,8 +8,17 @@ use std::time::Duration;
 #[derive(Debug, thiserror::Error)]
 pub enum PlayError {
     /// The peer servers could not be placed (DNS, listeners, PKI).
-    #[error("{0}")]
-    Place(String),
+    #[error(transparent)]
+    Place(#[from] crate::run::network::PlaceError),
+    /// A peer environment (TLS configuration, certificates) could not be built.
+    #[error(transparent)]
+    PeerEnv(crate::peer::PeerError),
+    /// A peer domain of the `[peer]` table could not be rendered.
+    #[error(transparent)]
+    PeerDomain(StepError),
+    /// The mock DNS refused a peer's zone.
+    #[error(transparent)]
+    Zone(#[from] crate::dns::ZoneError),
     #[error("step {step} ({file}:{line}) was cut by the case deadline ({deadline:?})")]
     Deadline {
         step: usize,
@@ -36,9 +45,9 @@ pub enum StepError {
     #[error("`{0}` is not a domain")]
     NotADomain(String),
     #[error("XML to send: {0}")]
-    XmlToSend(String),
+    XmlToSend(crate::xml::XmlError),
     #[error("pattern: {0}")]
-    Pattern(String),
+    Pattern(crate::xml::XmlError),
     #[error("`pad-to = {0}` is smaller than the text itself")]
     PadTooSmall(usize),
     #[error("no peer server for {0}: list it in [peer] domains")]

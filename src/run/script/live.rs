@@ -9,9 +9,14 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use crate::features::Features;
-use crate::stream::XmppStream;
+use crate::stream::{StreamError, XmppStream};
 use crate::xml::header::stream_error_condition;
 use crate::xml::{Element, Event, NsContext, ReadError, StreamHeader, XmlError};
+
+/// Our stream header could not be sent (an unmet step, not harness trouble).
+#[derive(Debug, thiserror::Error)]
+#[error("could not send the stream header: {0}")]
+pub struct HeaderNotSent(#[source] pub StreamError);
 
 /// Something read from the target, whitespace keep-alives skipped.
 #[derive(Debug, Clone)]
@@ -137,7 +142,7 @@ impl Live {
 
     /// Sends our header and takes the target's header and features if they
     /// come; anything else is left for the next step. Returns what came.
-    pub async fn open(&mut self, to: &str, wait: Duration) -> Result<String, String> {
+    pub async fn open(&mut self, to: &str, wait: Duration) -> Result<String, HeaderNotSent> {
         let mut header = StreamHeader::server().with_from(&self.from).with_to(to);
         if !self.declares_dialback {
             header.prefixes.retain(|(prefix, _)| prefix != "db");
@@ -145,7 +150,7 @@ impl Live {
         self.stream
             .send_header(&header)
             .await
-            .map_err(|e| format!("could not send the stream header: {e}"))?;
+            .map_err(HeaderNotSent)?;
         self.features = None;
         self.features_xml = None;
         Ok(self.take_header_and_features(wait).await)

@@ -36,7 +36,7 @@ impl Peers {
         transcript: &Transcript,
     ) -> Result<Peers, PlayError> {
         let base = PeerEnv::new(harness.pki.clone(), transcript.clone())
-            .map_err(|e| PlayError::Place(e.to_string()))?
+            .map_err(PlayError::PeerEnv)?
             .with_step(harness.options.step);
         let target = TargetInfo {
             addr: harness.target.addr(),
@@ -51,20 +51,13 @@ impl Peers {
         };
         let mut domains = vec![domain.clone()];
         for t in &script.peer.domains {
-            domains.push(
-                peers
-                    .domain_of(t)
-                    .map_err(|e| PlayError::Place(e.to_string()))?,
-            );
+            domains.push(peers.domain_of(t).map_err(PlayError::PeerDomain)?);
         }
         for d in domains {
             if peers.entries.contains_key(&d) {
                 continue;
             }
-            let env = peers
-                .base
-                .for_another_peer()
-                .map_err(|e| PlayError::Place(e.to_string()))?;
+            let env = peers.base.for_another_peer().map_err(PlayError::PeerEnv)?;
             let spec = &script.peer;
             let profile = PeerProfile::new(d.clone(), spec.negotiation, spec.cert)
                 .with_authzid(spec.authzid.clone())
@@ -91,7 +84,7 @@ impl Peers {
                 && let Err(e) = harness.dns.upsert_zone(zone)
             {
                 peers.finish(harness).await;
-                return Err(PlayError::Place(e.to_string()));
+                return Err(PlayError::Zone(e));
             }
         }
         Ok(peers)

@@ -156,7 +156,7 @@ impl<'a> Run<'a> {
                 // not a harness error.
                 match live.open(&to, wait).await {
                     Ok(seen) => Ok(Outcome::Met(seen)),
-                    Err(e) => unmet("to open a new stream", e),
+                    Err(e) => unmet("to open a new stream", e.to_string()),
                 }
             }
             Action::Send(t) => self.send(t).await,
@@ -363,7 +363,7 @@ impl<'a> Run<'a> {
         let fact = if header {
             match live.open(&to, wait).await {
                 Ok(fact) => fact,
-                Err(e) => return unmet("to open a stream", e),
+                Err(e) => return unmet("to open a stream", e.to_string()),
             }
         } else {
             "connected, no header sent".into()
@@ -505,7 +505,7 @@ impl<'a> Run<'a> {
         // answer (graded), not trouble of the harness.
         match live.open(&target, wait).await {
             Ok(seen) => Ok(Outcome::Met(format!("TLS up; {seen}"))),
-            Err(e) => unmet("a stream header sent over TLS", e),
+            Err(e) => unmet("a stream header sent over TLS", e.to_string()),
         }
     }
 
@@ -589,7 +589,7 @@ impl<'a> Run<'a> {
                     self.captures = c;
                     return Ok(Outcome::Met(format!("got {}", seen.describe())));
                 }
-                Err(w) => why.push(w),
+                Err(w) => why.push(w.to_string()),
             }
         }
         unmet(want, format!("{} ({})", seen.describe(), why.join("; ")))

@@ -28,14 +28,6 @@ impl LoadError {
     }
 }
 
-// Callers outside `scenario` (the matrix loader, `cli`) still report with
-// strings; this keeps `?` working there until they are typed too.
-impl From<LoadError> for String {
-    fn from(e: LoadError) -> String {
-        e.to_string()
-    }
-}
-
 /// What is wrong at a place of the file.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum Problem {
@@ -47,8 +39,8 @@ pub enum Problem {
     #[error("id `{id}` is already used by {other}")]
     DuplicateId { id: String, other: String },
     /// A rule of the scenario's metadata (`id`, `refs`, `[partner]`, `[peer]`).
-    #[error("{0}")]
-    Metadata(String),
+    #[error(transparent)]
+    Metadata(#[from] MetadataProblem),
     #[error(transparent)]
     Template(#[from] TemplateError),
 }
@@ -77,12 +69,84 @@ pub enum StepProblem {
     #[error("`{key}` must be between 0 and 600 seconds")]
     Seconds { key: &'static str },
     #[error("XML does not parse: {0}")]
-    Xml(String),
+    Xml(crate::xml::XmlError),
+    #[error(transparent)]
+    Requirement(#[from] RequirementError),
     #[error(transparent)]
     Template(#[from] TemplateError),
     /// Any other rule of one action's value (its message says which).
     #[error("{0}")]
     Value(String),
+}
+
+/// A rule of the scenario's metadata that the file breaks.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum MetadataProblem {
+    #[error("id `{0}` is not `<spec>/<section>/<slug>` in lower case (SPEC §4.5)")]
+    IdSyntax(String),
+    /// `problem` is the partner set's own wording of the DNS-name rule.
+    #[error("id `{id}` gives an invalid peer domain `{domain}`: {problem}")]
+    IdDomain {
+        id: String,
+        domain: String,
+        problem: String,
+    },
+    #[error("`stranger = true` means no partner configuration: remove [partner]")]
+    StrangerWithPartner,
+    #[error("missing [partner] (or `stranger = true` for a domain configured nowhere)")]
+    MissingPartner,
+    #[error("[partner] `{key}` needs at least one value")]
+    NoValues { key: &'static str },
+    #[error(
+        "[partner] lists no valid configuration (SPEC §3: e.g. SASL needs TLS, and some \
+         method must remain)"
+    )]
+    NoValidConfiguration,
+    #[error(
+        "connection-limit must be at least 1 (it counts the streams a partner may hold at once)"
+    )]
+    ConnectionLimitZero,
+    #[error("a scenario needs at least one [[step]]")]
+    NoSteps,
+    #[error(transparent)]
+    Requirement(#[from] RequirementError),
+}
+
+/// A scenario's or step's provenance (SPEC §4.6) that names no requirement
+/// the verdict can rest on.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RequirementError {
+    #[error("`refs` must cite at least one requirement")]
+    NoRefs,
+    #[error(
+        "the first ref `{first}` is no RFC or XEP: a rule of SPEC.md needs \
+         `source = \"configuration\"` or `\"policy\"` (SPEC §4.6)"
+    )]
+    FirstRefNotProtocol { first: String },
+    #[error(
+        "`level = \"{level}\"` is for protocol rules; an unmet {kind} rule always counts \
+         (write `level = \"MUST\"`)"
+    )]
+    LevelNotProtocol {
+        level: &'static str,
+        kind: crate::requirement::SourceKind,
+    },
+    #[error(
+        "a step with its own `keyword` or `source` needs its own `ref` (the sentence it \
+         rests on)"
+    )]
+    StepNeedsRef,
+    #[error("`ref` is empty")]
+    EmptyRef,
+    #[error("a protocol step cites an RFC or XEP; `{reference}` is neither (SPEC §4.6)")]
+    StepRefNotProtocol { reference: String },
+    #[error("a protocol step in a non-protocol scenario needs its `keyword`")]
+    StepNeedsKeyword,
+    #[error("`keyword = \"{keyword}\"` applies to protocol rules, not to a {kind} rule")]
+    KeywordNotProtocol {
+        keyword: crate::requirement::Keyword,
+        kind: crate::requirement::SourceKind,
+    },
 }
 
 /// A placeholder that is unknown, unclosed or out of place.

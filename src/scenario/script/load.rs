@@ -9,7 +9,9 @@ use std::time::Duration;
 use serde::Deserialize;
 use toml::Spanned;
 
-use super::error::{LoadError, Problem, StepProblem, TemplateError};
+use super::error::{
+    LoadError, MetadataProblem, Problem, RequirementError, StepProblem, TemplateError,
+};
 use super::pattern::parse_xml;
 use super::template::{Placeholder, Template};
 use super::{Action, Feature, Level, PartnerSpec, PeerSpec, Script, Step};
@@ -185,7 +187,7 @@ pub fn parse_script(text: &str, file: &str) -> Result<Script, LoadError> {
         problem,
     };
     let top = |problem: Problem| at(1, problem);
-    let metadata = |msg: String| top(Problem::Metadata(msg));
+    let metadata = |problem: MetadataProblem| top(Problem::Metadata(problem));
     let raw: RawScript = toml::from_str(text).map_err(|e| {
         let line = e.span().map(|s| at_line(s.start)).unwrap_or(1);
         at(line, Problem::Toml(e.message().trim().to_owned()))
@@ -194,14 +196,10 @@ pub fn parse_script(text: &str, file: &str) -> Result<Script, LoadError> {
     check_id(raw.id.get_ref()).map_err(|m| at(id_line, Problem::Metadata(m)))?;
     let partner = match (raw.stranger, raw.partner) {
         (true, Some(_)) => {
-            return Err(metadata(
-                "`stranger = true` means no partner configuration: remove [partner]".into(),
-            ));
+            return Err(metadata(MetadataProblem::StrangerWithPartner));
         }
         (false, None) => {
-            return Err(metadata(
-                "missing [partner] (or `stranger = true` for a domain configured nowhere)".into(),
-            ));
+            return Err(metadata(MetadataProblem::MissingPartner));
         }
         (true, None) => None,
         (false, Some(p)) => {
@@ -223,11 +221,7 @@ pub fn parse_script(text: &str, file: &str) -> Result<Script, LoadError> {
                     Some(limit) if *limit.get_ref() == 0 => {
                         return Err(at(
                             at_line(limit.span().start),
-                            Problem::Metadata(
-                                "connection-limit must be at least 1 (it counts the streams a \
-                                 partner may hold at once)"
-                                    .into(),
-                            ),
+                            Problem::Metadata(MetadataProblem::ConnectionLimitZero),
                         ));
                     }
                     limit => limit.map(Spanned::into_inner),
@@ -236,7 +230,8 @@ pub fn parse_script(text: &str, file: &str) -> Result<Script, LoadError> {
             })
         }
     };
-    let requirement = default_requirement(raw.source, raw.level, &raw.refs).map_err(metadata)?;
+    let requirement =
+        default_requirement(raw.source, raw.level, &raw.refs).map_err(|e| metadata(e.into()))?;
     let p = raw.peer;
     let authzid = match p.authzid.as_deref() {
         None | Some("none") => Authzid::None,
@@ -257,7 +252,7 @@ pub fn parse_script(text: &str, file: &str) -> Result<Script, LoadError> {
             .map_err(|e| top(e.into()))?,
     };
     if raw.steps.is_empty() {
-        return Err(metadata("a scenario needs at least one [[step]]".into()));
+        return Err(metadata(MetadataProblem::NoSteps));
     }
     let mut steps = Vec::new();
     let mut connected = false;
@@ -361,7 +356,7 @@ fn is_annotation(line: &str) -> bool {
 }
 
 /// `<spec>/<section>/<slug>`: three or more segments of `[a-z0-9.-]`.
-fn check_id(id: &str) -> Result<(), String> {
+fn check_id(id: &str) -> Result<(), MetadataProblem> {
     let parts: Vec<&str> = id.split('/').collect();
     let ok = parts.len() >= 3
         && parts.iter().all(|p| {
@@ -370,17 +365,17 @@ fn check_id(id: &str) -> Result<(), String> {
                     .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '.')
         });
     if !ok {
-        return Err(format!(
-            "id `{id}` is not `<spec>/<section>/<slug>` in lower case (SPEC §4.5)"
-        ));
+        return Err(MetadataProblem::IdSyntax(id.to_owned()));
     }
     let domain = script_domain(id);
     // The same rule the partner set applies (length 253, labels 1-63), so
     // that an id `list` accepts gives a domain every run accepts.
     if let Some(problem) = crate::partner::dns_name_problem(&domain) {
-        return Err(format!(
-            "id `{id}` gives an invalid peer domain `{domain}`: {problem}"
-        ));
+        return Err(MetadataProblem::IdDomain {
+            id: id.to_owned(),
+            domain,
+            problem,
+        });
     }
     Ok(())
 }
@@ -465,14 +460,14 @@ fn configurations(
     tls: Vec<Setting>,
     sasl: Vec<Setting>,
     dialback: Vec<bool>,
-) -> Result<Vec<Negotiation>, String> {
+) -> Result<Vec<Negotiation>, MetadataProblem> {
     for (key, n) in [
         ("tls", tls.len()),
         ("sasl", sasl.len()),
         ("dialback", dialback.len()),
     ] {
         if n == 0 {
-            return Err(format!("[partner] `{key}` needs at least one value"));
+            return Err(MetadataProblem::NoValues { key });
         }
     }
     let mut out: Vec<Negotiation> = Vec::new();
@@ -487,11 +482,7 @@ fn configurations(
         }
     }
     if out.is_empty() {
-        return Err(
-            "[partner] lists no valid configuration (SPEC §3: e.g. SASL needs TLS, and some \
-             method must remain)"
-                .into(),
-        );
+        return Err(MetadataProblem::NoValidConfiguration);
     }
     Ok(out)
 }
@@ -503,17 +494,16 @@ fn default_requirement(
     source: Option<SourceKind>,
     level: Level,
     refs: &[String],
-) -> Result<Requirement, String> {
+) -> Result<Requirement, RequirementError> {
     let Some(first) = refs.first() else {
-        return Err("`refs` must cite at least one requirement".into());
+        return Err(RequirementError::NoRefs);
     };
     match source.unwrap_or(SourceKind::Protocol) {
         SourceKind::Protocol => {
             if !is_protocol_ref(first) {
-                return Err(format!(
-                    "the first ref `{first}` is no RFC or XEP: a rule of SPEC.md needs \
-                     `source = \"configuration\"` or `\"policy\"` (SPEC §4.6)"
-                ));
+                return Err(RequirementError::FirstRefNotProtocol {
+                    first: first.clone(),
+                });
             }
             let keyword = match level {
                 Level::Must => Keyword::Must,
@@ -524,11 +514,10 @@ fn default_requirement(
         }
         kind => {
             if level != Level::Must {
-                return Err(format!(
-                    "`level = \"{}\"` is for protocol rules; an unmet {kind} rule always counts \
-                     (write `level = \"MUST\"`)",
-                    level.as_str()
-                ));
+                return Err(RequirementError::LevelNotProtocol {
+                    level: level.as_str(),
+                    kind,
+                });
             }
             Ok(Requirement {
                 source: kind,
@@ -547,44 +536,37 @@ fn is_protocol_ref(r: &str) -> bool {
 /// A step's own requirement: its `keyword`, `source` and `ref` over the
 /// scenario's default. Naming another keyword or source means another
 /// sentence, so it needs its own `ref`.
-fn step_requirement(r: &Provenance, default: &Requirement) -> Result<Requirement, String> {
+fn step_requirement(
+    r: &Provenance,
+    default: &Requirement,
+) -> Result<Requirement, RequirementError> {
     if r.keyword.is_none() && r.source.is_none() && r.reference.is_none() {
         return Ok(default.clone());
     }
     let Some(reference) = r.reference.clone() else {
-        return Err(
-            "a step with its own `keyword` or `source` needs its own `ref` (the sentence it \
-             rests on)"
-                .into(),
-        );
+        return Err(RequirementError::StepNeedsRef);
     };
     if reference.trim().is_empty() {
-        return Err("`ref` is empty".into());
+        return Err(RequirementError::EmptyRef);
     }
     let source = r.source.unwrap_or(default.source);
     match source {
         SourceKind::Protocol => {
             if !is_protocol_ref(&reference) {
-                return Err(format!(
-                    "a protocol step cites an RFC or XEP; `{reference}` is neither (SPEC §4.6)"
-                ));
+                return Err(RequirementError::StepRefNotProtocol { reference });
             }
             let keyword = match (r.keyword, default.source) {
                 (Some(k), _) => k,
                 (None, SourceKind::Protocol) => default.keyword.unwrap_or(Keyword::Must),
                 (None, _) => {
-                    return Err(
-                        "a protocol step in a non-protocol scenario needs its `keyword`".into(),
-                    );
+                    return Err(RequirementError::StepNeedsKeyword);
                 }
             };
             Ok(Requirement::protocol(keyword, reference))
         }
         kind => {
             if let Some(k) = r.keyword {
-                return Err(format!(
-                    "`keyword = \"{k}\"` applies to protocol rules, not to a {kind} rule"
-                ));
+                return Err(RequirementError::KeywordNotProtocol { keyword: k, kind });
             }
             Ok(Requirement {
                 source: kind,
@@ -900,7 +882,7 @@ fn build_step(
             });
         }
     }
-    let requirement = step_requirement(&provenance, default).map_err(StepProblem::Value)?;
+    let requirement = step_requirement(&provenance, default)?;
     let action = match raw {
         RawAction::Connect(v) => {
             flag(v, "connect")?;
@@ -1158,7 +1140,7 @@ mod tests {
                         Ok(got) => assert_eq!(got, want, "{tls:?} {sasl:?} {db:?}"),
                         Err(e) => {
                             assert!(want.is_empty(), "{tls:?} {sasl:?} {db:?}: {e}");
-                            assert!(e.contains("SPEC §3"), "{e}");
+                            assert!(e.to_string().contains("SPEC §3"), "{e}");
                         }
                     }
                 }

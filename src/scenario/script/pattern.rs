@@ -10,7 +10,7 @@
 
 use std::collections::BTreeMap;
 
-use crate::xml::{Element, NS_DIALBACK, NS_SERVER, NS_STREAMS, NsContext};
+use crate::xml::{Element, NS_DIALBACK, NS_SERVER, NS_STREAMS, NsContext, XmlError};
 
 const ANY: &str = "{any}";
 const ABSENT: &str = "{absent}";
@@ -24,8 +24,60 @@ pub fn s2s_context() -> NsContext {
 }
 
 /// Parses scenario XML in the S2S context.
-pub fn parse_xml(xml: &str) -> Result<Element, String> {
-    Element::parse_in(xml, &s2s_context(), crate::xml::Limits::default()).map_err(|e| e.to_string())
+pub fn parse_xml(xml: &str) -> Result<Element, XmlError> {
+    Element::parse_in(xml, &s2s_context(), crate::xml::Limits::default())
+}
+
+/// Why an element does not match a pattern; `element` is the received
+/// element's name.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Mismatch {
+    #[error("expected <{want_name}> in `{want_ns}`, got <{got_name}> in `{got_ns}`")]
+    Name {
+        want_name: String,
+        want_ns: String,
+        got_name: String,
+        got_ns: String,
+    },
+    #[error("<{element}> has {attr}='{value}', expected none")]
+    UnwantedAttr {
+        element: String,
+        attr: String,
+        value: String,
+    },
+    #[error("<{element}> lacks {attr}='{want}'")]
+    MissingAttr {
+        element: String,
+        attr: String,
+        want: String,
+    },
+    #[error("<{element}> has {attr}='{got}', expected '{want}'")]
+    AttrValue {
+        element: String,
+        attr: String,
+        got: String,
+        want: String,
+    },
+    #[error("<{element}> has extra attributes (exact match)")]
+    ExtraAttrs { element: String },
+    #[error("<{element}> has text '{got}', expected '{want}'")]
+    Text {
+        element: String,
+        got: String,
+        want: String,
+    },
+    /// `why` is how the first candidate child failed, if there was one.
+    #[error(
+        "<{element}> lacks a child <{child}>{}",
+        why.as_ref().map(|w| format!(" ({w})")).unwrap_or_default()
+    )]
+    MissingChild {
+        element: String,
+        child: String,
+        why: Option<Box<Mismatch>>,
+    },
+    #[error("<{element}> has extra children (exact match)")]
+    ExtraChildren { element: String },
 }
 
 /// Captured values by name.
@@ -37,44 +89,66 @@ pub fn matches(
     actual: &Element,
     exact: bool,
     known: &Captures,
-) -> Result<Captures, String> {
+) -> Result<Captures, Mismatch> {
     let mut captures = known.clone();
     match_element(pattern, actual, exact, &mut captures)?;
     Ok(captures)
 }
 
-fn match_element(p: &Element, a: &Element, exact: bool, caps: &mut Captures) -> Result<(), String> {
+fn match_element(
+    p: &Element,
+    a: &Element,
+    exact: bool,
+    caps: &mut Captures,
+) -> Result<(), Mismatch> {
+    let element = || a.name.clone();
     if p.ns != a.ns || p.name != a.name {
-        return Err(format!(
-            "expected <{}> in `{}`, got <{}> in `{}`",
-            p.name, p.ns, a.name, a.ns
-        ));
+        return Err(Mismatch::Name {
+            want_name: p.name.clone(),
+            want_ns: p.ns.clone(),
+            got_name: a.name.clone(),
+            got_ns: a.ns.clone(),
+        });
     }
     for (k, want) in &p.attrs {
         match (want.as_str(), a.attr(k)) {
             (ABSENT, None) => {}
-            (ABSENT, Some(v)) => return Err(format!("<{}> has {k}='{v}', expected none", a.name)),
-            (_, None) => return Err(format!("<{}> lacks {k}='{want}'", a.name)),
-            (_, Some(v)) => value(want, v, caps)
-                .map_err(|()| format!("<{}> has {k}='{v}', expected '{want}'", a.name))?,
+            (ABSENT, Some(v)) => {
+                return Err(Mismatch::UnwantedAttr {
+                    element: element(),
+                    attr: k.clone(),
+                    value: v.to_owned(),
+                });
+            }
+            (_, None) => {
+                return Err(Mismatch::MissingAttr {
+                    element: element(),
+                    attr: k.clone(),
+                    want: want.clone(),
+                });
+            }
+            (_, Some(v)) => value(want, v, caps).map_err(|()| Mismatch::AttrValue {
+                element: element(),
+                attr: k.clone(),
+                got: v.to_owned(),
+                want: want.clone(),
+            })?,
         }
     }
     if exact {
         let wanted = p.attrs.iter().filter(|(_, v)| v != ABSENT).count();
         if a.attrs.len() != wanted {
-            return Err(format!("<{}> has extra attributes (exact match)", a.name));
+            return Err(Mismatch::ExtraAttrs { element: element() });
         }
     }
     let want_text = p.text();
     let want_text = want_text.trim();
     if !want_text.is_empty() || exact {
         let got = a.text();
-        value(want_text, got.trim(), caps).map_err(|()| {
-            format!(
-                "<{}> has text '{}', expected '{want_text}'",
-                a.name,
-                got.trim()
-            )
+        value(want_text, got.trim(), caps).map_err(|()| Mismatch::Text {
+            element: element(),
+            got: got.trim().to_owned(),
+            want: want_text.to_owned(),
         })?;
     }
     let actual: Vec<&Element> = a.children_elements().collect();
@@ -93,14 +167,17 @@ fn match_element(p: &Element, a: &Element, exact: bool, caps: &mut Captures) -> 
             }
         }
         let Some((i, trial)) = found else {
-            let detail = why.map(|w| format!(" ({w})")).unwrap_or_default();
-            return Err(format!("<{}> lacks a child <{}>{detail}", a.name, pc.name));
+            return Err(Mismatch::MissingChild {
+                element: element(),
+                child: pc.name.clone(),
+                why: why.map(Box::new),
+            });
         };
         *caps = trial;
         next = i + 1;
     }
     if exact && actual.len() != p.children_elements().count() {
-        return Err(format!("<{}> has extra children (exact match)", a.name));
+        return Err(Mismatch::ExtraChildren { element: element() });
     }
     Ok(())
 }
@@ -137,7 +214,7 @@ pub fn present_children<'a>(actual: &'a Element, absent: &[String]) -> Option<&'
 mod tests {
     use super::*;
 
-    fn m(p: &str, a: &str, exact: bool) -> Result<Captures, String> {
+    fn m(p: &str, a: &str, exact: bool) -> Result<Captures, Mismatch> {
         matches(
             &parse_xml(p).unwrap(),
             &parse_xml(a).unwrap(),
