@@ -53,7 +53,7 @@ async fn main() -> Result<(), String> {
     }
     let code = Negotiation::from_code(&args.code)
         .ok_or_else(|| format!("{}: not a <T><S><D> code such as ON1", args.code))?;
-    let group = express(&profile.capabilities, code, Policy::Lync)?;
+    let group = express(&profile.capabilities, code, Policy::Lync).map_err(|e| e.to_string())?;
     let pki = Pki::load_dir(&args.certs)
         .map_err(|e| e.to_string())?
         .ok_or_else(|| format!("{}: no CA (run `s2spec certs`)", args.certs.display()))?;

@@ -152,7 +152,7 @@ pub fn plan(profile: &Profile, cases: &[Case], policy: Policy) -> Plan {
             continue;
         }
         match candidates(caps, case, policy) {
-            Err(reason) => out.not_applicable.push((case.clone(), reason)),
+            Err(reason) => out.not_applicable.push((case.clone(), reason.to_string())),
             Ok(groups) if groups.len() == 1 => {
                 out.groups.entry(groups[0]).or_default().push(case.clone())
             }
@@ -174,7 +174,7 @@ pub fn plan(profile: &Profile, cases: &[Case], policy: Policy) -> Plan {
 pub fn decide_alone(profile: &Profile, case: &Case, policy: Policy) -> Decision {
     match candidates(&profile.capabilities, case, policy) {
         Ok(groups) => Decision::Run(groups[0]),
-        Err(reason) => Decision::NotApplicable(reason),
+        Err(reason) => Decision::NotApplicable(reason.to_string()),
     }
 }
 

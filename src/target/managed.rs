@@ -52,6 +52,9 @@ pub enum StartError {
     /// A capability value the group needs is missing from the profile.
     #[error("{0}")]
     Capability(String),
+    /// The group's own settings cannot be expressed by the profile.
+    #[error(transparent)]
+    Inexpressible(#[from] crate::target::profile::Inexpressible),
     #[error("{place}: {source}")]
     Render { place: String, source: RenderError },
     #[error("cannot start {command}: {source}")]
@@ -153,7 +156,7 @@ impl ManagedServer {
             .ok_or_else(|| StartError::Capability("the profile names no s2s port".into()))?;
         let mut fragments = group
             .fragments(&profile.capabilities)
-            .map_err(StartError::Capability)?;
+            .map_err(StartError::Inexpressible)?;
         // SPEC §2: a server that can refuse non-partners always does.
         let allowlist = &profile.capabilities.partner_allowlist;
         if allowlist.scope == Scope::Global {

@@ -18,6 +18,9 @@ use crate::partner::{Method, Negotiation, PartnerType, Setting, methods};
 use crate::scenario::script::{Action, Need, Script};
 use crate::scenario::{Case, CaseKind};
 
+mod inexpressible;
+pub use inexpressible::{ConfigurationProblem, Inexpressible, UnshareError};
+
 /// A managed target's profile, resolved from its TOML file.
 #[derive(Debug, Clone)]
 pub struct Profile {
@@ -318,27 +321,22 @@ pub struct Fragment {
 
 impl Capability {
     /// Why the server cannot express `what` at all (scope `none`).
-    fn why_not(&self, what: &str) -> String {
-        self.reason
-            .clone()
-            .unwrap_or_else(|| format!("the server cannot express {what}"))
+    fn why_not(&self, what: &'static str) -> Inexpressible {
+        Inexpressible::Capability {
+            what,
+            reason: self.reason.clone(),
+        }
     }
 
     /// The fragment of `value`, or why it cannot be expressed.
-    fn fragment(&self, setting: &str, value: &str) -> Result<&Fragment, String> {
+    fn fragment(&self, setting: &'static str, value: &str) -> Result<&Fragment, Inexpressible> {
         if self.scope == Scope::None {
             return Err(self.why_not(setting));
         }
-        self.values.get(value).ok_or_else(|| {
-            let known: Vec<&str> = self.values.keys().map(String::as_str).collect();
-            format!(
-                "the server cannot express {setting} = {value} (it can express: {})",
-                if known.is_empty() {
-                    "nothing".to_string()
-                } else {
-                    known.join(", ")
-                }
-            )
+        self.values.get(value).ok_or_else(|| Inexpressible::Value {
+            setting,
+            value: value.to_owned(),
+            known: self.values.keys().cloned().collect(),
         })
     }
 }
@@ -753,16 +751,18 @@ pub fn is_root() -> bool {
 }
 
 /// Whether `unshare --mount` works here (it needs CAP_SYS_ADMIN).
-fn can_unshare_mounts() -> Result<(), String> {
+fn can_unshare_mounts() -> Result<(), UnshareError> {
     let out = std::process::Command::new("unshare")
         .args(["--mount", "--propagation", "private", "--", "true"])
         .stdin(std::process::Stdio::null())
         .output()
-        .map_err(|e| format!("cannot run unshare: {e}"))?;
+        .map_err(UnshareError::Spawn)?;
     if out.status.success() {
         Ok(())
     } else {
-        Err(String::from_utf8_lossy(&out.stderr).trim().to_string())
+        Err(UnshareError::Refused(
+            String::from_utf8_lossy(&out.stderr).trim().to_string(),
+        ))
     }
 }
 
@@ -830,7 +830,10 @@ impl Group {
     }
 
     /// The configuration fragments of this group, in setting order.
-    pub fn fragments<'a>(&self, caps: &'a Capabilities) -> Result<Vec<&'a Fragment>, String> {
+    pub fn fragments<'a>(
+        &self,
+        caps: &'a Capabilities,
+    ) -> Result<Vec<&'a Fragment>, Inexpressible> {
         let mut fragments = vec![
             caps.tls.fragment("tls", self.tls.as_str())?,
             caps.sasl.fragment("sasl", on_off(self.sasl))?,
@@ -857,7 +860,11 @@ pub enum Decision {
 
 /// The group a target configuration needs, or why the server cannot express
 /// it. Pure: the capability map and the configuration decide.
-pub fn express(caps: &Capabilities, t: Negotiation, policy: Policy) -> Result<Group, String> {
+pub fn express(
+    caps: &Capabilities,
+    t: Negotiation,
+    policy: Policy,
+) -> Result<Group, Inexpressible> {
     let want = methods(t);
     let natural = Group {
         tls: t.tls,
@@ -866,7 +873,16 @@ pub fn express(caps: &Capabilities, t: Negotiation, policy: Policy) -> Result<Gr
         policy,
         bidi: false,
     };
-    let reason = |e: String| format!("target configuration {} ({}): {e}", t.code(), describe(t));
+    let reason = |problem: ConfigurationProblem| Inexpressible::Configuration {
+        config: t,
+        problem: Box::new(problem),
+    };
+    let how = || {
+        caps.policy
+            .how
+            .clone()
+            .unwrap_or_else(|| "the profile's policy switch".to_owned())
+    };
     for (cap, name) in [
         (&caps.tls, "tls"),
         (&caps.sasl, "sasl"),
@@ -874,9 +890,7 @@ pub fn express(caps: &Capabilities, t: Negotiation, policy: Policy) -> Result<Gr
         (&caps.policy, "policy"),
     ] {
         if cap.scope == Scope::PerDomain {
-            return Err(reason(format!(
-                "{name} is per-domain in the profile, which the managed runner does not render yet"
-            )));
+            return Err(reason(ConfigurationProblem::PerDomain(name)));
         }
     }
     // A switch that changes nothing (SASL without TLS, for instance) may take
@@ -895,46 +909,30 @@ pub fn express(caps: &Capabilities, t: Negotiation, policy: Policy) -> Result<Gr
     {
         let policy_value = caps.policy.fragment("policy", &policy.to_string())?;
         if !policy_value.tls_values.is_empty() && !policy_value.tls_values.contains(&g.tls) {
-            return Err(reason(format!(
-                "under policy {policy} the server cannot have tls = {} ({})",
-                g.tls,
-                caps.policy
-                    .how
-                    .as_deref()
-                    .unwrap_or("the profile's policy switch")
-            )));
+            return Err(reason(ConfigurationProblem::PolicyTls {
+                policy,
+                tls: g.tls,
+                how: how(),
+            }));
         }
         if let Some(m) = want.iter().find(|m| policy_value.excludes.contains(m)) {
-            return Err(reason(format!(
-                "under policy {policy} the server cannot admit {} ({})",
-                m.title(),
-                caps.policy
-                    .how
-                    .as_deref()
-                    .unwrap_or("the profile's policy switch")
-            )));
+            return Err(reason(ConfigurationProblem::PolicyExcludes {
+                policy,
+                method: m,
+                how: how(),
+            }));
         }
         return Ok(g);
     }
     // Nothing fits: explain with the natural spelling.
-    natural.fragments(caps).map_err(reason)?;
-    let got = natural.methods();
-    Err(reason(format!(
-        "its global switches ({natural}) admit {} where the configuration admits {}",
-        list(&got),
-        list(&want.to_vec())
-    )))
-}
-
-fn describe(t: Negotiation) -> String {
-    format!("tls={} sasl={} dialback={}", t.tls, t.sasl, t.dialback)
-}
-
-fn list(m: &[Method]) -> String {
-    if m.is_empty() {
-        return "no method".into();
-    }
-    m.iter().map(|m| m.title()).collect::<Vec<_>>().join(", ")
+    natural
+        .fragments(caps)
+        .map_err(|e| reason(ConfigurationProblem::Setting(e)))?;
+    Err(reason(ConfigurationProblem::Switches {
+        natural,
+        got: natural.methods(),
+        want: want.to_vec(),
+    }))
 }
 
 /// The decision for one case: its target configuration must be expressible,
@@ -943,32 +941,32 @@ fn list(m: &[Method]) -> String {
 pub fn decide(caps: &Capabilities, case: &Case, policy: Policy) -> Decision {
     match candidates(caps, case, policy) {
         Ok(groups) => Decision::Run(groups[0]),
-        Err(reason) => Decision::NotApplicable(reason),
+        Err(reason) => Decision::NotApplicable(reason.to_string()),
     }
 }
 
 /// Every group a case can run in, never empty, in the order of preference
 /// (a scenario lists the configurations under which it holds), or why the
 /// server cannot run it at all. Pure: the capability map and the case decide.
-pub fn candidates(caps: &Capabilities, case: &Case, policy: Policy) -> Result<Vec<Group>, String> {
-    let na = |c: &Capability, what: &str| Err(c.why_not(what));
+pub fn candidates(
+    caps: &Capabilities,
+    case: &Case,
+    policy: Policy,
+) -> Result<Vec<Group>, Inexpressible> {
+    let na = |c: &Capability, what| Err(c.why_not(what));
     match &case.kind {
         CaseKind::Config(_) => {
             if caps.config_validation.scope == Scope::None {
                 return na(&caps.config_validation, "a partner configuration");
             }
-            Err("the managed runner cannot hand a server an invalid configuration yet".into())
+            Err(Inexpressible::InvalidConfiguration)
         }
         CaseKind::Stranger { direction, peer } => {
             if *direction == Direction::Outbound && caps.partner_allowlist.scope != Scope::None {
                 // The ping that would make the server address the stranger
                 // comes from the stranger itself, which the allowlist refuses:
                 // a pass would prove nothing about the outbound side.
-                return Err(
-                    "the outbound trigger is a ping from the peer's own domain, which a partner \
-                     allowlist refuses, so nothing can make the server address a stranger"
-                        .into(),
-                );
+                return Err(Inexpressible::OutboundStranger);
             }
             stranger(caps, *peer, policy)
         }
@@ -988,7 +986,11 @@ pub fn candidates(caps: &Capabilities, case: &Case, policy: Policy) -> Result<Ve
 /// A server whose policy value refuses every failing certificate cannot
 /// express what s2spec's policy expects where only dialback is shared and the
 /// initiating certificate fails: s2spec expects dialback to proceed there.
-fn certificate_bound_mismatch(caps: &Capabilities, p: &Pairing, policy: Policy) -> Option<String> {
+fn certificate_bound_mismatch(
+    caps: &Capabilities,
+    p: &Pairing,
+    policy: Policy,
+) -> Option<Inexpressible> {
     let value = caps.policy.values.get(policy.as_str())?;
     // An identity type the server need not support counts as failing for it.
     let fails = certificate_defect(p.cert).is_some() || optional_identity(p.cert).is_some();
@@ -999,27 +1001,34 @@ fn certificate_bound_mismatch(caps: &Capabilities, p: &Pairing, policy: Policy) 
     if shared.contains(Method::SaslOverTls) || shared.is_empty() {
         return None;
     }
-    Some(format!(
-        "under policy {policy} the server refuses every stream whose certificate fails ({}), \
-         where s2spec expects {} to proceed: only SASL EXTERNAL rests on the initiating \
-         certificate (SPEC §4.4)",
-        caps.policy
+    Some(Inexpressible::CertificateBound {
+        policy,
+        how: caps
+            .policy
             .how
-            .as_deref()
-            .unwrap_or("the profile's policy switch"),
-        shared
-    ))
+            .clone()
+            .unwrap_or_else(|| "the profile's policy switch".to_owned()),
+        shared,
+    })
 }
 
 /// Run in the group of configuration `t`, or not-applicable with the reason.
-fn run_as(caps: &Capabilities, t: Negotiation, policy: Policy) -> Result<Vec<Group>, String> {
+fn run_as(
+    caps: &Capabilities,
+    t: Negotiation,
+    policy: Policy,
+) -> Result<Vec<Group>, Inexpressible> {
     express(caps, t, policy).map(|g| vec![g])
 }
 
 /// A peer that is no partner meets a server configured like the peer
 /// itself: were it a partner it could authenticate, so a refusal is the
 /// allowlist's.
-fn stranger(caps: &Capabilities, peer: Negotiation, policy: Policy) -> Result<Vec<Group>, String> {
+fn stranger(
+    caps: &Capabilities,
+    peer: Negotiation,
+    policy: Policy,
+) -> Result<Vec<Group>, Inexpressible> {
     if caps.partner_allowlist.scope == Scope::None {
         return Err(caps.partner_allowlist.why_not("a partner allowlist"));
     }
@@ -1035,7 +1044,7 @@ fn script_candidates(
     caps: &Capabilities,
     script: &Script,
     policy: Policy,
-) -> Result<Vec<Group>, String> {
+) -> Result<Vec<Group>, Inexpressible> {
     let na = Err;
     // What the scenario states it needs, before what its contents imply.
     for need in &script.needs {
@@ -1047,34 +1056,27 @@ fn script_candidates(
                 .then(|| caps.partner_allowlist.why_not("a partner allowlist")),
             Need::ProxyFqdn => (caps.proxy_fqdn.scope == Scope::None)
                 .then(|| caps.proxy_fqdn.why_not("a proxy FQDN")),
-            Need::PartnerTypes => Some("the server has no partner types (SPEC §7)".to_string()),
+            Need::PartnerTypes => Some(Inexpressible::NoPartnerTypes),
             Need::Bidi => caps.bidi.fragment("bidi", "on").err(),
         };
         if let Some(why) = lacking {
-            return na(format!(
-                "the scenario needs {} (its `needs`): {why}",
-                need.as_str()
-            ));
+            return na(Inexpressible::Needs {
+                need: need.as_str(),
+                why: Box::new(why),
+            });
         }
     }
     let Some(partner) = &script.partner else {
         return stranger(caps, script.peer.negotiation, policy);
     };
     if partner.partner_type != PartnerType::Federated {
-        return na(format!(
-            "the scenario needs partner type `{}` (SPEC §7); the server has no partner types",
-            partner.partner_type
-        ));
+        return na(Inexpressible::PartnerType(partner.partner_type));
     }
     // What a federated partner's users may do without the local user's
     // approval (SPEC §7) is partner-type behaviour too: a server without
     // partner types leaves it to the user, so the scenario says nothing about it.
     if script.tags.iter().any(|t| t == PARTNER_TYPE_TAG) {
-        return na(format!(
-            "the scenario tests what partner type `{}` allows without the local user's \
-             approval (SPEC §7); the server has no partner types",
-            partner.partner_type
-        ));
+        return na(Inexpressible::PartnerTypeRules(partner.partner_type));
     }
     let unrendered = [
         (
@@ -1088,9 +1090,7 @@ fn script_candidates(
         (partner.keep_alive, "per-partner keep-alives"),
     ];
     if let Some((_, what)) = unrendered.iter().find(|(needed, _)| *needed) {
-        return na(format!(
-            "the scenario needs {what} (SPEC §2), which the managed runner does not render"
-        ));
+        return na(Inexpressible::Unrendered(what));
     }
     if script.peer.dns == DnsVariant::ProxyFqdn && caps.proxy_fqdn.scope == Scope::None {
         return na(caps.proxy_fqdn.why_not("a proxy FQDN"));
@@ -1105,11 +1105,10 @@ fn script_candidates(
     if let Some(d) = non_partner
         && caps.partner_allowlist.scope == Scope::None
     {
-        return na(format!(
-            "the scenario relies on refusing `{}`, a domain that is no partner: {}",
-            d.source,
-            caps.partner_allowlist.why_not("a partner allowlist")
-        ));
+        return na(Inexpressible::NonPartner {
+            domain: d.source.clone(),
+            why: Box::new(caps.partner_allowlist.why_not("a partner allowlist")),
+        });
     }
     let groups = configuration_groups(caps, partner.configurations(), policy)?;
     let bidi = script.needs.contains(&Need::Bidi);
@@ -1126,7 +1125,7 @@ fn choose_configuration(
 ) -> Decision {
     match configuration_groups(caps, configurations, policy) {
         Ok(groups) => Decision::Run(groups[0]),
-        Err(reason) => Decision::NotApplicable(reason),
+        Err(reason) => Decision::NotApplicable(reason.to_string()),
     }
 }
 
@@ -1136,7 +1135,7 @@ fn configuration_groups(
     caps: &Capabilities,
     configurations: impl Iterator<Item = Negotiation>,
     policy: Policy,
-) -> Result<Vec<Group>, String> {
+) -> Result<Vec<Group>, Inexpressible> {
     let (mut groups, mut reasons) = (Vec::new(), Vec::new());
     for n in configurations {
         match express(caps, n, policy) {
@@ -1150,10 +1149,7 @@ fn configuration_groups(
     }
     Err(match reasons.len() {
         1 => reasons.remove(0),
-        _ => format!(
-            "none of the scenario's configurations can be expressed: {}",
-            reasons.join("; ")
-        ),
+        _ => Inexpressible::NoConfiguration(reasons),
     })
 }
 
@@ -1283,13 +1279,17 @@ mod tests {
     fn a_missing_value_is_not_applicable_with_the_reason() {
         let mut caps = all_global();
         caps.sasl.values.remove("off");
-        let e = express(&caps, n("RN1"), Policy::Lync).unwrap_err();
+        let e = express(&caps, n("RN1"), Policy::Lync)
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("RN1") && e.contains("sasl = off"), "{e}");
         assert!(e.contains("it can express: on"), "{e}");
         // A row that keeps SASL on is unaffected.
         assert!(express(&caps, n("RO1"), Policy::Lync).is_ok());
         // An unlisted policy profile.
-        let e = express(&caps, n("RO1"), Policy::Strict).unwrap_err();
+        let e = express(&caps, n("RO1"), Policy::Strict)
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("policy = strict"), "{e}");
     }
 
@@ -1297,7 +1297,9 @@ mod tests {
     fn a_server_whose_dialback_is_tcp_only_cannot_express_tls_dialback() {
         let mut caps = all_global();
         caps.tls.values.remove("optional");
-        let e = express(&caps, n("ON1"), Policy::Lync).unwrap_err();
+        let e = express(&caps, n("ON1"), Policy::Lync)
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("tls = optional"), "{e}");
     }
 
@@ -1312,7 +1314,9 @@ mod tests {
         assert!(g.sasl && g.dialback && g.tls == Setting::NotSupported);
         assert_eq!(g.methods(), methods(n("NN1")).to_vec());
         // RN1 needs EXTERNAL off while TLS is on: not expressible.
-        let e = express(&caps, n("RN1"), Policy::Lync).unwrap_err();
+        let e = express(&caps, n("RN1"), Policy::Lync)
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("sasl = off"), "{e}");
         // RR1 admits EXTERNAL only; a server whose dialback cannot be
         // switched off would also admit TLS dialback.
@@ -1397,7 +1401,9 @@ mod tests {
     fn per_domain_scope_is_reported_not_silently_ignored() {
         let mut caps = all_global();
         caps.dialback.scope = Scope::PerDomain;
-        let e = express(&caps, n("OO1"), Policy::Lync).unwrap_err();
+        let e = express(&caps, n("OO1"), Policy::Lync)
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("per-domain"), "{e}");
     }
 
@@ -1419,7 +1425,7 @@ mod tests {
                     assert_eq!(g.policy, Policy::Strict);
                 }
                 Err(e) => assert!(
-                    !required && e.contains("policy strict"),
+                    !required && e.to_string().contains("policy strict"),
                     "{}: {e}",
                     t.code()
                 ),
@@ -1481,7 +1487,7 @@ mod tests {
                     assert!(!external_off, "{}", t.code());
                     groups.insert(g);
                 }
-                Err(e) => assert!(external_off && e.contains("sasl = off"), "{e}"),
+                Err(e) => assert!(external_off && e.to_string().contains("sasl = off"), "{e}"),
             }
         }
         assert_eq!(groups.len(), 5);
