@@ -472,7 +472,7 @@ async fn probe_real_server(server_name: &str) {
             match express(&profile.capabilities, n(code), Policy::Lync) {
                 Ok(g) => Some((*code, g)),
                 Err(why) => {
-                    why_not.push(why);
+                    why_not.push(why.to_string());
                     None
                 }
             }
