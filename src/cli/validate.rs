@@ -85,13 +85,22 @@ fn count(diagnostics: &[Diagnostic], severity: Severity) -> usize {
         .count()
 }
 
+/// Why the report could not be written.
+#[derive(Debug, thiserror::Error)]
+enum PrintError {
+    #[error(transparent)]
+    Io(#[from] std::io::Error),
+    #[error(transparent)]
+    Json(#[from] serde_json::Error),
+}
+
 /// Writes the report; a closed stdout (e.g. `| head`) is an error, not a panic.
-fn print(args: &Args, diagnostics: &[Diagnostic], errors: usize) -> Result<(), String> {
+fn print(args: &Args, diagnostics: &[Diagnostic], errors: usize) -> Result<(), PrintError> {
     let mut out = std::io::stdout().lock();
     match args.format {
         Format::Text => {
             for d in diagnostics {
-                writeln!(out, "{d}").map_err(|e| e.to_string())?;
+                writeln!(out, "{d}")?;
             }
             let warnings = count(diagnostics, Severity::Warning);
             eprintln!(
@@ -106,8 +115,8 @@ fn print(args: &Args, diagnostics: &[Diagnostic], errors: usize) -> Result<(), S
                 valid: errors == 0,
                 diagnostics,
             };
-            let json = serde_json::to_string_pretty(&report).map_err(|e| e.to_string())?;
-            writeln!(out, "{json}").map_err(|e| e.to_string())?;
+            let json = serde_json::to_string_pretty(&report)?;
+            writeln!(out, "{json}")?;
         }
     }
     Ok(())

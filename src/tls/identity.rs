@@ -108,12 +108,15 @@ fn other_name_string(value: &[u8]) -> Option<(Tag, String)> {
     Some((inner.tag(), text))
 }
 
+/// A certificate whose subjectAltName extension does not parse.
+#[derive(Debug, thiserror::Error)]
+#[error("bad subjectAltName extension: {0}")]
+pub struct BadSan(#[source] pub x509_parser::error::X509Error);
+
 /// All identities a certificate presents; `Err` when it cannot be parsed.
-pub fn presented_ids(cert: &X509Certificate<'_>) -> Result<(Vec<PresentedId>, bool), String> {
+pub fn presented_ids(cert: &X509Certificate<'_>) -> Result<(Vec<PresentedId>, bool), BadSan> {
     let mut ids = Vec::new();
-    let san = cert
-        .subject_alternative_name()
-        .map_err(|e| format!("bad subjectAltName extension: {e}"))?;
+    let san = cert.subject_alternative_name().map_err(BadSan)?;
     let has_san = san.is_some();
     for name in san.iter().flat_map(|ext| ext.value.general_names.iter()) {
         match name {
@@ -158,7 +161,7 @@ pub fn check_identity(cert_der: &[u8], domain: &str) -> IdentityReport {
     };
     let (presented, has_san) = match presented_ids(&cert) {
         Ok(found) => found,
-        Err(e) => return IdentityReport::failed(e),
+        Err(e) => return IdentityReport::failed(e.to_string()),
     };
     let domain = norm(domain);
     let srv_id = format!("{SRV_PREFIX}{domain}");
