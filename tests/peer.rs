@@ -497,6 +497,69 @@ async fn silent_authoritative_server_gives_a_dialback_error() {
     }
 }
 
+/// SPEC §4.7: an authoritative server without dialback does not answer
+/// `db:verify` in a namespace it never declared; it refuses the element
+/// (RFC 6120 §4.9.3.24), so the receiving server can answer at once instead
+/// of waiting for a verification that never comes.
+#[tokio::test]
+async fn authoritative_server_without_dialback_refuses_db_verify() {
+    let env_a = env();
+    let env_b = env_a.for_another_peer().unwrap();
+    let nowhere = TargetInfo {
+        addr: "127.0.0.1:9".parse().expect("addr"),
+        domain: B.into(),
+    };
+    // A's authoritative server has no dialback; A's initiating role uses it.
+    let a_server = PeerServer::start(
+        env_a.clone(),
+        profile(A, "NN0", CertVariant::Valid),
+        any_port(),
+        nowhere,
+    )
+    .await
+    .expect("a");
+    let back = TargetInfo {
+        addr: a_server.addr(),
+        domain: A.into(),
+    };
+    let b_server = PeerServer::start(
+        env_b,
+        profile(B, "NN1", CertVariant::Valid),
+        any_port(),
+        back,
+    )
+    .await
+    .expect("b");
+    let a = profile(A, "NN1", CertVariant::Valid);
+    let rep = initiate(&env_a, &a, b_server.addr(), B).await.report;
+    assert_eq!(
+        rep.dialback,
+        Some(DialbackOutcome::Error {
+            condition: Some("remote-connection-failed".into())
+        })
+    );
+    let events = a_server.events();
+    assert!(
+        events
+            .iter()
+            .any(|e| matches!(e, ServerEvent::Verify { answered: None, .. })),
+        "{events:?}"
+    );
+    assert!(
+        events.iter().any(|e| matches!(
+            e,
+            ServerEvent::Refused { condition, .. } if condition == "unsupported-stanza-type"
+        )),
+        "{events:?}"
+    );
+    assert!(
+        !events
+            .iter()
+            .any(|e| matches!(e, ServerEvent::Violation { .. })),
+        "trying dialback with a server that did not declare it is no violation: {events:?}"
+    );
+}
+
 /// A "target" that accepts and then does `behave` with the socket.
 async fn fake_target<F, Fut>(behave: F) -> (SocketAddr, tokio::task::JoinHandle<()>)
 where
