@@ -908,3 +908,58 @@ async fn the_dialback_declaration_is_sent_exactly_when_the_profile_supports_dial
     // Both kinds of row exist, so the test distinguishes them.
     assert!(declared > 0 && undeclared > 0);
 }
+
+/// `wait_while_active` waits as long as the target keeps talking to the
+/// peer's server (here: a new stream header every 300 ms, four times, longer
+/// than the 1 s idle window in all), and ends after the idle window once it
+/// stops.
+#[tokio::test]
+async fn an_active_target_is_waited_for_and_a_silent_one_is_not() {
+    let nowhere = TargetInfo {
+        addr: "127.0.0.1:9".parse().expect("addr"),
+        domain: A.into(),
+    };
+    let server = PeerServer::start(
+        env(),
+        profile(B, "NN1", CertVariant::Valid),
+        any_port(),
+        nowhere,
+    )
+    .await
+    .expect("server");
+    let addr = server.addr();
+    let header = format!(
+        "<?xml version='1.0'?><stream:stream xmlns='jabber:server' \
+         xmlns:stream='http://etherx.jabber.org/streams' xmlns:db='jabber:server:dialback' \
+         from='{A}' to='{B}' version='1.0'>"
+    );
+    let talker = tokio::spawn(async move {
+        let mut open = Vec::new();
+        for _ in 0..4 {
+            let mut s = tokio::net::TcpStream::connect(addr).await.expect("connect");
+            s.write_all(header.as_bytes()).await.expect("header");
+            open.push(s);
+            tokio::time::sleep(Duration::from_millis(300)).await;
+        }
+        // The last word: the first stream ends.
+        let mut first = open.remove(0);
+        first.write_all(b"</stream:stream>").await.expect("close");
+        tokio::time::sleep(Duration::from_secs(3)).await;
+    });
+    let closed = server
+        .wait_while_active(Duration::from_secs(1), Duration::from_secs(10), |e| {
+            matches!(e, ServerEvent::Closed { .. })
+        })
+        .await;
+    assert!(closed.is_some(), "{:?}", server.events());
+    // Nothing more comes: the wait ends with nothing found, well before
+    // its limit (a test of the limit itself would be a timed test).
+    let more = server
+        .wait_while_active(Duration::from_millis(300), Duration::from_secs(60), |e| {
+            matches!(e, ServerEvent::Stanza { .. })
+        })
+        .await;
+    assert!(more.is_none());
+    talker.abort();
+    server.shutdown().await;
+}
