@@ -497,6 +497,69 @@ async fn silent_authoritative_server_gives_a_dialback_error() {
     }
 }
 
+/// SPEC §4.7: an authoritative server without dialback does not answer
+/// `db:verify` in a namespace it never declared; it refuses the element
+/// (RFC 6120 §4.9.3.24), so the receiving server can answer at once instead
+/// of waiting for a verification that never comes.
+#[tokio::test]
+async fn authoritative_server_without_dialback_refuses_db_verify() {
+    let env_a = env();
+    let env_b = env_a.for_another_peer().unwrap();
+    let nowhere = TargetInfo {
+        addr: "127.0.0.1:9".parse().expect("addr"),
+        domain: B.into(),
+    };
+    // A's authoritative server has no dialback; A's initiating role uses it.
+    let a_server = PeerServer::start(
+        env_a.clone(),
+        profile(A, "NN0", CertVariant::Valid),
+        any_port(),
+        nowhere,
+    )
+    .await
+    .expect("a");
+    let back = TargetInfo {
+        addr: a_server.addr(),
+        domain: A.into(),
+    };
+    let b_server = PeerServer::start(
+        env_b,
+        profile(B, "NN1", CertVariant::Valid),
+        any_port(),
+        back,
+    )
+    .await
+    .expect("b");
+    let a = profile(A, "NN1", CertVariant::Valid);
+    let rep = initiate(&env_a, &a, b_server.addr(), B).await.report;
+    assert_eq!(
+        rep.dialback,
+        Some(DialbackOutcome::Error {
+            condition: Some("remote-connection-failed".into())
+        })
+    );
+    let events = a_server.events();
+    assert!(
+        events
+            .iter()
+            .any(|e| matches!(e, ServerEvent::Verify { answered: None, .. })),
+        "{events:?}"
+    );
+    assert!(
+        events.iter().any(|e| matches!(
+            e,
+            ServerEvent::Refused { condition, .. } if condition == "unsupported-stanza-type"
+        )),
+        "{events:?}"
+    );
+    assert!(
+        !events
+            .iter()
+            .any(|e| matches!(e, ServerEvent::Violation { .. })),
+        "trying dialback with a server that did not declare it is no violation: {events:?}"
+    );
+}
+
 /// A "target" that accepts and then does `behave` with the socket.
 async fn fake_target<F, Fut>(behave: F) -> (SocketAddr, tokio::task::JoinHandle<()>)
 where
@@ -844,4 +907,59 @@ async fn the_dialback_declaration_is_sent_exactly_when_the_profile_supports_dial
     }
     // Both kinds of row exist, so the test distinguishes them.
     assert!(declared > 0 && undeclared > 0);
+}
+
+/// `wait_while_active` waits as long as the target keeps talking to the
+/// peer's server (here: a new stream header every 300 ms, four times, longer
+/// than the 1 s idle window in all), and ends after the idle window once it
+/// stops.
+#[tokio::test]
+async fn an_active_target_is_waited_for_and_a_silent_one_is_not() {
+    let nowhere = TargetInfo {
+        addr: "127.0.0.1:9".parse().expect("addr"),
+        domain: A.into(),
+    };
+    let server = PeerServer::start(
+        env(),
+        profile(B, "NN1", CertVariant::Valid),
+        any_port(),
+        nowhere,
+    )
+    .await
+    .expect("server");
+    let addr = server.addr();
+    let header = format!(
+        "<?xml version='1.0'?><stream:stream xmlns='jabber:server' \
+         xmlns:stream='http://etherx.jabber.org/streams' xmlns:db='jabber:server:dialback' \
+         from='{A}' to='{B}' version='1.0'>"
+    );
+    let talker = tokio::spawn(async move {
+        let mut open = Vec::new();
+        for _ in 0..4 {
+            let mut s = tokio::net::TcpStream::connect(addr).await.expect("connect");
+            s.write_all(header.as_bytes()).await.expect("header");
+            open.push(s);
+            tokio::time::sleep(Duration::from_millis(300)).await;
+        }
+        // The last word: the first stream ends.
+        let mut first = open.remove(0);
+        first.write_all(b"</stream:stream>").await.expect("close");
+        tokio::time::sleep(Duration::from_secs(3)).await;
+    });
+    let closed = server
+        .wait_while_active(Duration::from_secs(1), Duration::from_secs(10), |e| {
+            matches!(e, ServerEvent::Closed { .. })
+        })
+        .await;
+    assert!(closed.is_some(), "{:?}", server.events());
+    // Nothing more comes: the wait ends with nothing found, well before
+    // its limit (a test of the limit itself would be a timed test).
+    let more = server
+        .wait_while_active(Duration::from_millis(300), Duration::from_secs(60), |e| {
+            matches!(e, ServerEvent::Stanza { .. })
+        })
+        .await;
+    assert!(more.is_none());
+    talker.abort();
+    server.shutdown().await;
 }

@@ -472,3 +472,64 @@ async fn prosody_local_users_observe_delivery() {
 async fn ejabberd_local_users_observe_delivery() {
     local_users_observe_delivery("ejabberd").await;
 }
+
+/// Direct TLS (XEP-0368) toward `server` on the profile's `s2s_tls` port:
+/// the handshake, the stream after it without `<starttls/>`, and SASL
+/// EXTERNAL with a ping answered, as after STARTTLS. Without that port the
+/// scenarios are not-applicable (as against the reference target).
+async fn direct_tls_is_exercised(server: &str) {
+    let profile = profile(server);
+    if let Some(why) = profile.unavailable() {
+        eprintln!("SKIPPED {server}_direct_tls_is_exercised: {why}");
+        return;
+    }
+    assert!(
+        profile.ports.iter().any(|p| p == "s2s_tls"),
+        "{server}: {:?}",
+        profile.ports
+    );
+    let _alone = one_at_a_time(server).lock().await;
+    let cases: Vec<Case> = all_scenarios()
+        .into_iter()
+        .filter(|c| c.id.starts_with("xep0368/"))
+        .collect();
+    assert_eq!(cases.len(), 2, "the two direct-TLS scenarios");
+    let results = run_managed(
+        &profile,
+        cases,
+        options(),
+        ManagedOptions::default(),
+        |_| {},
+    )
+    .await
+    .unwrap();
+    assert!(leftovers(server).is_empty(), "{:?}", leftovers(server));
+    for r in &results {
+        assert_eq!(
+            r.verdict,
+            Verdict::Pass,
+            "{} {:?}\n{}",
+            r.id,
+            r.messages,
+            tail(r)
+        );
+        assert!(
+            r.transcript
+                .iter()
+                .any(|e| e.text.contains("with direct TLS")),
+            "{}: no direct-TLS connection\n{}",
+            r.id,
+            tail(r)
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn prosody_direct_tls_is_exercised() {
+    direct_tls_is_exercised("prosody").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ejabberd_direct_tls_is_exercised() {
+    direct_tls_is_exercised("ejabberd").await;
+}

@@ -449,6 +449,25 @@ impl Inbound {
     /// `db:verify` as authoritative server (XEP-0220 §2.2).
     async fn dialback_verify(&mut self, db: DbElement) -> Result<Next, StepFailure> {
         let p = &self.ctx.profile;
+        if !p.advertises_dialback() {
+            // SPEC §4.7: a peer without dialback does not speak its namespace,
+            // as authoritative server no more than as receiving server: it
+            // refuses the element like any unsupported first-level child
+            // (RFC 6120 §4.9.3.24) instead of answering a protocol it never
+            // declared. No XEP-0220 keyword forbids the target's attempt
+            // (§2.4.1 only says how support is indicated), so it is no
+            // violation, only the end of this verification.
+            self.log(ServerEvent::Verify {
+                stream: self.no,
+                tls: self.stream.is_tls(),
+                from: db.from,
+                to: db.to,
+                id: db.id,
+                answered: None,
+            });
+            self.refuse("unsupported-stanza-type").await?;
+            return Ok(Next::Stop);
+        }
         let valid = match p.verify_mode {
             VerifyMode::Silent => None,
             VerifyMode::AlwaysInvalid => Some(false),

@@ -65,6 +65,25 @@ impl EventLog {
     fn find(&self, pred: &impl Fn(&ServerEvent) -> bool) -> Option<ServerEvent> {
         self.lock().iter().find(|e| pred(e)).cloned()
     }
+
+    /// Whether streams were seen, every one has ended, and none got as far
+    /// as authentication or a dialback verification: the target gave up.
+    fn all_given_up(&self) -> bool {
+        let events = self.lock();
+        let closed: Vec<u32> = events
+            .iter()
+            .filter(|e| matches!(e, ServerEvent::Closed { .. }))
+            .map(ServerEvent::stream)
+            .collect();
+        !events.is_empty()
+            && events.iter().all(|e| {
+                closed.contains(&e.stream())
+                    && !matches!(
+                        e,
+                        ServerEvent::Authenticated { .. } | ServerEvent::Verify { .. }
+                    )
+            })
+    }
 }
 
 /// What every connection task of one server shares.
@@ -146,6 +165,56 @@ impl PeerServer {
                 _ => return self.log.find(&pred),
             }
         }
+    }
+
+    /// The first event matching `pred`, waiting as long as this server keeps
+    /// seeing activity: the wait ends `idle` after the last event, or at
+    /// `limit`. A target slowed by load is still negotiating toward the peer
+    /// and gets the time it needs; one that stopped talking has said all it
+    /// will, and is not waited for longer than before. Once every stream
+    /// the target opened has ended short of authentication, a third of
+    /// `idle` without a new one settles it: a target that falls back to
+    /// another address or port opens the next connection at once (RFC 6120
+    /// §3.2.1).
+    pub async fn wait_while_active(
+        &self,
+        idle: Duration,
+        limit: Duration,
+        pred: impl Fn(&ServerEvent) -> bool,
+    ) -> Option<ServerEvent> {
+        let until = crate::clock::tokio_deadline(limit);
+        let mut changed = self.log.changed.subscribe();
+        loop {
+            if let Some(e) = self.log.find(&pred) {
+                return Some(e);
+            }
+            let quiet = if self.log.all_given_up() {
+                idle / 3
+            } else {
+                idle
+            };
+            let left = until.saturating_duration_since(Instant::now()).min(quiet);
+            match tokio::time::timeout(left, changed.changed()).await {
+                Ok(Ok(())) => continue,
+                _ => return self.log.find(&pred),
+            }
+        }
+    }
+
+    /// [`Self::wait_while_active`] for a stanza received on an authenticated
+    /// stream that matches `pred`.
+    pub async fn wait_for_stanza_while_active(
+        &self,
+        idle: Duration,
+        limit: Duration,
+        pred: impl Fn(&ElementSeen) -> bool,
+    ) -> Option<ServerEvent> {
+        self.wait_while_active(
+            idle,
+            limit,
+            |e| matches!(e, ServerEvent::Stanza { stanza, .. } if pred(stanza)),
+        )
+        .await
     }
 
     /// The first stanza received on an authenticated stream that matches `pred`.

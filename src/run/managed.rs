@@ -58,6 +58,10 @@ pub async fn run_managed(
     let mut groups: Vec<(Group, Vec<Case>)> = plan.groups.into_iter().collect();
     groups.sort_by_key(|(_, cases)| std::cmp::Reverse(cases.len()));
     let queue = std::sync::Mutex::new(std::collections::VecDeque::from(groups));
+    // An instance that played its cases stops in the background (ejabberd
+    // takes a second to exit), so the next group need not wait for it;
+    // every one is awaited before the run returns.
+    let stopping = std::sync::Mutex::new(Vec::new());
     let worker = || async {
         let mut out = Vec::new();
         loop {
@@ -65,16 +69,32 @@ pub async fn run_managed(
             let Some((group, cases)) = next else {
                 return out;
             };
-            out.extend(run_group(profile, group, cases, &options, &managed, done.clone()).await);
+            let (played, harness) =
+                run_group(profile, group, cases, &options, &managed, done.clone()).await;
+            out.extend(played);
+            if let Some(h) = harness {
+                let stop = tokio::spawn(h.shutdown());
+                stopping
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .push(stop);
+            }
         }
     };
     let (a, b) = tokio::join!(worker(), worker());
     results.extend(a);
     results.extend(b);
+    let stopping = std::mem::take(&mut *stopping.lock().unwrap_or_else(|e| e.into_inner()));
+    for stop in stopping {
+        // A panicked stop task dropped its harness, whose guards kill the
+        // processes all the same.
+        let _ = stop.await;
+    }
     Ok(results)
 }
 
-/// One configuration group on its own instance, stopped before returning.
+/// One configuration group on its own instance; the instance comes back
+/// for the caller to stop (dropping it stops it too).
 async fn run_group(
     profile: &Profile,
     group: Group,
@@ -82,12 +102,13 @@ async fn run_group(
     options: &Options,
     managed: &ManagedOptions,
     done: impl Fn(&CaseResult) + Send + Sync + Clone + 'static,
-) -> Vec<CaseResult> {
+) -> (Vec<CaseResult>, Option<Harness>) {
     let partners = partner_domains(&cases);
     let needs_users = cases.iter().any(|c| match &c.kind {
         CaseKind::Script(s) => needs_local_users(s),
         _ => false,
     });
+    let clock = std::time::Instant::now();
     let started = Harness::start_managed(
         profile,
         group,
@@ -105,7 +126,7 @@ async fn run_group(
                 "harness error: {} ({group}) did not start: {e}",
                 profile.name
             );
-            return cases
+            let lost = cases
                 .iter()
                 .map(|case| {
                     let r = lost_case(case, why.clone());
@@ -113,14 +134,25 @@ async fn run_group(
                     r
                 })
                 .collect();
+            return (lost, None);
         }
     };
+    let ready = clock.elapsed();
     let harness = Arc::new(harness);
+    let count = cases.len();
     let results = harness.run(cases, done).await;
-    if let Ok(h) = Arc::try_unwrap(harness) {
-        h.shutdown().await;
-    }
-    results
+    // Where a managed run's wall time goes (RUST_LOG=s2spec=info).
+    tracing::info!(
+        target = %profile.name,
+        %group,
+        cases = count,
+        ready_ms = ready.as_millis() as u64,
+        played_ms = (clock.elapsed() - ready).as_millis() as u64,
+        "configuration group played"
+    );
+    // Every case task has ended, so the harness has no other owner left;
+    // if one did, dropping it here still stops the instance (its guards).
+    (results, Arc::try_unwrap(harness).ok())
 }
 
 /// Cases split into groups (in a stable order) and not-applicable ones.

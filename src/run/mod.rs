@@ -391,10 +391,13 @@ impl Harness {
                         probe(&format!("tester@{}", x.domain), &local, &probe_id)
                     };
                     if initiated.send_stanza(&probe).await.is_ok() {
-                        let wait = self.arrival_wait();
                         obs.echoed = placed
                             .server
-                            .wait_for_stanza(wait, is_probe)
+                            .wait_for_stanza_while_active(
+                                self.arrival_wait(),
+                                self.arrival_limit(),
+                                is_probe,
+                            )
                             .await
                             .is_some();
                     }
@@ -472,7 +475,11 @@ impl Harness {
                 let is_probe = |s: &crate::peer::ElementSeen| s.id.as_deref() == Some(probe_id);
                 placed
                     .server
-                    .wait_for_stanza(self.arrival_wait(), is_probe)
+                    .wait_for_stanza_while_active(
+                        self.arrival_wait(),
+                        self.arrival_limit(),
+                        is_probe,
+                    )
                     .await;
             }
             Ok(())
@@ -496,6 +503,13 @@ impl Harness {
             Target::Reference(_) => self.options.case_deadline / 2,
             Target::External(_) | Target::Managed(_) => self.options.delivery_wait,
         }
+    }
+
+    /// The most an arrival is waited for while the peer's server still sees
+    /// the target at work ([`crate::peer::PeerServer::wait_while_active`]): half the case
+    /// deadline, so the case still ends on its own.
+    fn arrival_limit(&self) -> Duration {
+        self.options.case_deadline / 2
     }
 
     fn forget_zone(&self, zone: &Option<Zone>, domain: &str) {

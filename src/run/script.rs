@@ -52,13 +52,24 @@ impl Harness {
         let mut broken = Ok(());
         // Why the current connection cannot carry further steps.
         let mut gone: Option<String> = None;
+        // A step skipped since the last connection opened: what it would have
+        // sent is not there for a later step to watch for.
+        let mut skipped: Option<usize> = None;
         for (n, step) in script.steps.iter().enumerate() {
             let n = n + 1;
             run.note(format!("step {n}: {}", step.source));
-            if let Some(why) = gone.as_ref().filter(|_| step.needs_connection()) {
+            let why = match (&gone, skipped) {
+                (Some(why), _) if step.needs_connection() => Some(why.clone()),
+                (_, Some(k)) if step.watches() => Some(format!(
+                    "it watches for the effect of step {k}, which was skipped"
+                )),
+                _ => None,
+            };
+            if let Some(why) = why {
                 let why = format!("step {n} skipped: {why}");
                 run.note(why.clone());
                 played.push((n, Played::Skipped(why)));
+                skipped.get_or_insert(n);
                 continue;
             }
             let left = until.saturating_duration_since(Instant::now());
@@ -79,6 +90,7 @@ impl Harness {
                 Ok(Outcome::Met(fact)) => {
                     if opens_connection(step) {
                         gone = None;
+                        skipped = None;
                     }
                     played.push((n, Played::Met(fact)));
                 }

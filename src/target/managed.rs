@@ -633,6 +633,11 @@ fn fresh_dir(name: &str) -> Result<PathBuf, StartError> {
 
 /// One loopback port per name, each free a moment ago; the listeners are
 /// held until all are chosen, so the ports differ.
+///
+/// The server binds them only later, so they are taken below the kernel's
+/// ephemeral range where it can: a port 0 bind returns an ephemeral port,
+/// which the many outgoing connections of a run may take as their source
+/// port in between (ejabberd then fails with `eaddrinuse`).
 fn free_ports(names: &[String]) -> Result<BTreeMap<String, u16>, StartError> {
     let mut held = Vec::new();
     let mut ports = BTreeMap::new();
@@ -641,12 +646,32 @@ fn free_ports(names: &[String]) -> Result<BTreeMap<String, u16>, StartError> {
             name: name.clone(),
             source,
         };
-        let l = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).map_err(no_port)?;
+        let l = match below_ephemeral() {
+            Some(l) => l,
+            None => TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).map_err(no_port)?,
+        };
         let port = l.local_addr().map(|a| a.port()).map_err(no_port)?;
         held.push(l);
         ports.insert(name.clone(), port);
     }
     Ok(ports)
+}
+
+/// Where explicitly chosen ports start: above the well-known and commonly
+/// configured ones.
+const CHOSEN_PORTS_FROM: u16 = 10_000;
+
+/// A listener on a random free loopback port between [`CHOSEN_PORTS_FROM`]
+/// and the start of the ephemeral range, or `None` when the range is
+/// unknown, too small or every try is taken.
+fn below_ephemeral() -> Option<TcpListener> {
+    let range = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range").ok()?;
+    let low: u16 = range.split_whitespace().next()?.parse().ok()?;
+    let span = low.checked_sub(CHOSEN_PORTS_FROM).filter(|s| *s >= 1_000)?;
+    (0..32).find_map(|_| {
+        let r = u16::from_le_bytes(crate::random::bytes::<2>().ok()?);
+        TcpListener::bind((Ipv4Addr::LOCALHOST, CHOSEN_PORTS_FROM + r % span)).ok()
+    })
 }
 
 /// `PID START` of a process: the start time (clock ticks after boot, field

@@ -83,6 +83,27 @@ impl Target {
         }
     }
 
+    /// Where the target accepts direct TLS (XEP-0368), or why s2spec knows
+    /// of no such port.
+    pub fn direct_tls_addr(&self) -> Result<SocketAddr, Unsupported> {
+        match self {
+            // Like the Lync Edge it models, the proxy speaks STARTTLS only.
+            Target::Reference(_) => {
+                Err("the reference target serves STARTTLS only, on one port".into())
+            }
+            Target::External(_) => {
+                Err("s2spec knows only the STARTTLS port of an external target".into())
+            }
+            Target::Managed(m) => m.server.port(profile::S2S_DIRECT_TLS_PORT).ok_or_else(|| {
+                format!(
+                    "profile {} names no `{}` port (its `ports`)",
+                    m.server.name(),
+                    profile::S2S_DIRECT_TLS_PORT
+                )
+            }),
+        }
+    }
+
     /// How outbound cases reach this target.
     pub fn outbound_trigger(&self) -> OutboundTrigger {
         match self {

@@ -58,7 +58,8 @@ pub struct Profile {
     pub values: BTreeMap<String, String>,
     /// The loopback ports the server listens on, by name: each gets a free
     /// port, written `{{port_<name>}}`. `s2s` is required (the port cases
-    /// connect to; also `{{s2s_port}}`).
+    /// connect to; also `{{s2s_port}}`); `s2s_tls`, when named, is the
+    /// direct-TLS port (XEP-0368).
     pub ports: Vec<String>,
     /// Named settings slots besides `{{settings}}`: `{{settings_<slot>}}`.
     pub settings_slots: Vec<String>,
@@ -145,6 +146,10 @@ fn default_ports() -> Vec<String> {
 
 /// The name of the port server-to-server streams use.
 pub const S2S_PORT: &str = "s2s";
+
+/// The name of the direct-TLS (XEP-0368) server-to-server port, when the
+/// profile names one: scenarios that connect with `direct-tls` use it.
+pub const S2S_DIRECT_TLS_PORT: &str = "s2s_tls";
 
 /// The local users of a managed server, as data.
 #[derive(Debug, Clone, Deserialize)]

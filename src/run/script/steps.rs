@@ -327,7 +327,14 @@ impl<'a> Run<'a> {
         wait: Duration,
     ) -> Result<Outcome, StepError> {
         let env = &self.peers.base;
-        let addr = self.peers.target.addr;
+        let addr = if direct_tls {
+            match self.harness.target.direct_tls_addr() {
+                Ok(addr) => addr,
+                Err(why) => return unmet("a direct-TLS port of the target (XEP-0368 §3)", why),
+            }
+        } else {
+            self.peers.target.addr
+        };
         let no = env.streams.next();
         let stream = if direct_tls {
             let leaf = self.leaf(&from)?;
