@@ -145,6 +145,12 @@ impl PeerServer {
         self.log.lock().clone()
     }
 
+    /// Whether every stream the target opened here has ended short of
+    /// authentication or a dialback verification.
+    pub fn target_gave_up(&self) -> bool {
+        self.log.all_given_up()
+    }
+
     /// The first event (past or future) matching `pred`, waiting at most `wait`.
     pub async fn wait_for(
         &self,

@@ -192,7 +192,8 @@ pub struct CaseResult {
 /// One step of a case that concluded by waiting.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Waited {
-    /// The scenario step (1-based).
+    /// The scenario step (1-based); 0 for the single exchange of a matrix
+    /// case (its test stanza or the ping's answer).
     pub step: usize,
     /// How long it waited.
     pub ms: u64,

@@ -35,6 +35,9 @@ pub struct Observation {
     pub unsupported: Option<String>,
     /// The mock DNS queries for the peer's domain during the exchange.
     pub dns_queries: Vec<crate::dns::Query>,
+    /// The exchange ended by waiting for a stanza that did not come (how
+    /// long, and what ended the wait): reported as `CaseResult.waited`.
+    pub waited: Option<crate::report::Waited>,
 }
 
 /// The judge's conclusion.

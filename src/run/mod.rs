@@ -221,9 +221,10 @@ impl Harness {
     ) -> Result<Parts, HarnessError> {
         match &case.kind {
             CaseKind::Config(n) => Ok(self.config_case(*n)),
-            CaseKind::Pairing(p) => self.pairing_case(p, transcript).await,
+            CaseKind::Pairing(p) => self.pairing_case(p, transcript, waited).await,
             CaseKind::Stranger { direction, peer } => {
-                self.stranger_case(*direction, *peer, transcript).await
+                self.stranger_case(*direction, *peer, transcript, waited)
+                    .await
             }
             CaseKind::Script(s) => Ok(self.script_case(s, transcript, waited).await?),
         }
@@ -296,6 +297,7 @@ impl Harness {
         &self,
         p: &Pairing,
         transcript: &Transcript,
+        waited: &mut Vec<Waited>,
     ) -> Result<Parts, HarnessError> {
         let expectation = expect(p, self.options.policy);
         // Inbound, the peer's server receives the echo and answers db:verify
@@ -313,7 +315,8 @@ impl Harness {
             server_cert,
             dns: p.dns,
         };
-        let obs = self.observe(&exchange, transcript).await?;
+        let mut obs = self.observe(&exchange, transcript).await?;
+        waited.extend(obs.waited.take());
         if let Some(reason) = obs.unsupported {
             return Ok((
                 Verdict::NotApplicable,
@@ -332,6 +335,7 @@ impl Harness {
         direction: Direction,
         peer: Negotiation,
         transcript: &Transcript,
+        waited: &mut Vec<Waited>,
     ) -> Result<Parts, HarnessError> {
         let exchange = Exchange {
             domain: stranger_domain(direction, peer),
@@ -342,7 +346,8 @@ impl Harness {
             server_cert: CertVariant::Valid,
             dns: DnsVariant::Srv,
         };
-        let obs = self.observe(&exchange, transcript).await?;
+        let mut obs = self.observe(&exchange, transcript).await?;
+        waited.extend(obs.waited.take());
         if let Some(reason) = obs.unsupported {
             return Ok((
                 Verdict::NotApplicable,
@@ -391,6 +396,7 @@ impl Harness {
                         probe(&format!("tester@{}", x.domain), &local, &probe_id)
                     };
                     if initiated.send_stanza(&probe).await.is_ok() {
+                        let since = Instant::now();
                         obs.echoed = placed
                             .server
                             .wait_for_stanza_while_active(
@@ -400,13 +406,17 @@ impl Harness {
                             )
                             .await
                             .is_some();
+                        if !obs.echoed {
+                            obs.waited = Some(self.arrival_waited(since, &placed));
+                        }
                     }
                 }
                 initiated.close().await;
                 obs.initiator = Some(initiated.report);
             }
             Direction::Outbound if self.target.outbound_trigger() == OutboundTrigger::Ping => {
-                self.ping_trigger(&env, x, &target, &placed, &probe_id)
+                obs.waited = self
+                    .ping_trigger(&env, x, &target, &placed, &probe_id)
                     .await?;
             }
             Direction::Outbound => {
@@ -463,7 +473,7 @@ impl Harness {
         target: &TargetInfo,
         placed: &network::Placed,
         probe_id: &str,
-    ) -> Result<(), HarnessError> {
+    ) -> Result<Option<Waited>, HarnessError> {
         let config = x.target_config.unwrap_or(x.peer);
         let profile = PeerProfile::new(x.domain.clone(), config, CertVariant::Valid);
         let mut initiated = initiate(env, &profile, target.addr, &target.domain).await;
@@ -471,9 +481,11 @@ impl Harness {
             let sent = initiated
                 .send_stanza(&ping(&x.domain, &target.domain, probe_id))
                 .await;
+            let mut waited = None;
             if sent.is_ok() {
                 let is_probe = |s: &crate::peer::ElementSeen| s.id.as_deref() == Some(probe_id);
-                placed
+                let since = Instant::now();
+                let answered = placed
                     .server
                     .wait_for_stanza_while_active(
                         self.arrival_wait(),
@@ -481,18 +493,44 @@ impl Harness {
                         is_probe,
                     )
                     .await;
+                if answered.is_none() {
+                    waited = Some(self.arrival_waited(since, placed));
+                }
             }
-            Ok(())
+            Ok(waited)
         } else if crate::partner::methods(config).contains(crate::partner::Method::SaslOverTls) {
             Err(HarnessError::PingNotAuthenticated {
                 config,
                 failure: initiated.report.failure.clone(),
             })
         } else {
-            Ok(())
+            Ok(None)
         };
         initiated.close().await;
         outcome
+    }
+
+    /// What ended a wait for an arrival that did not come (SPEC: a case
+    /// that concludes by waiting says so, and for how long).
+    fn arrival_waited(&self, since: Instant, placed: &network::Placed) -> Waited {
+        let took = since.elapsed();
+        let why = if took >= self.arrival_limit() {
+            format!("the wait reached its limit of {:?}", self.arrival_limit())
+        } else if placed.server.target_gave_up() {
+            "every stream the target opened to the peer's server ended short of \
+             authentication, and no new one came"
+                .to_string()
+        } else {
+            format!(
+                "the peer's server saw nothing more from the target for {:?}",
+                self.arrival_wait()
+            )
+        };
+        Waited {
+            step: 0,
+            ms: took.as_millis() as u64,
+            why,
+        }
     }
 
     /// How long a stanza that may be on its way is waited for. The reference
