@@ -52,7 +52,12 @@ struct Run {
 }
 
 async fn run(a: PeerProfile, b: PeerProfile) -> Run {
-    let env_a = env();
+    run_with(env(), a.clone(), a, b).await
+}
+
+/// [`run`] with A's environment given and A's authoritative server
+/// configured apart from A's initiating role.
+async fn run_with(env_a: PeerEnv, a_server: PeerProfile, a: PeerProfile, b: PeerProfile) -> Run {
     let env_b = env_a.for_another_peer().unwrap();
     // A's server is only A's authoritative server here: nobody sends it a
     // db:result, so its own target address is never dialled.
@@ -60,7 +65,7 @@ async fn run(a: PeerProfile, b: PeerProfile) -> Run {
         addr: "127.0.0.1:9".parse().expect("addr"),
         domain: B.into(),
     };
-    let a_server = PeerServer::start(env_a.clone(), a.clone(), any_port(), nowhere)
+    let a_server = PeerServer::start(env_a.clone(), a_server, any_port(), nowhere)
         .await
         .expect("a server");
     let back_to_a = TargetInfo {
@@ -448,30 +453,10 @@ async fn spoofing_authoritative_server_makes_dialback_invalid() {
 
 #[tokio::test]
 async fn silent_authoritative_server_gives_a_dialback_error() {
-    let env_step = Duration::from_millis(300);
-    let env_a = env().with_step(env_step);
-    let env_b = env_a.for_another_peer().unwrap();
+    let env_a = env().with_step(Duration::from_millis(300));
     let a = profile(A, "NN1", CertVariant::Valid).with_verify_mode(VerifyMode::Silent);
-    let nowhere = TargetInfo {
-        addr: "127.0.0.1:9".parse().expect("addr"),
-        domain: B.into(),
-    };
-    let a_server = PeerServer::start(env_a.clone(), a.clone(), any_port(), nowhere)
-        .await
-        .expect("a");
-    let back = TargetInfo {
-        addr: a_server.addr(),
-        domain: A.into(),
-    };
-    let b_server = PeerServer::start(
-        env_b,
-        profile(B, "NN1", CertVariant::Valid),
-        any_port(),
-        back,
-    )
-    .await
-    .expect("b");
-    let rep = initiate(&env_a, &a, b_server.addr(), B).await.report;
+    let r = run_with(env_a, a.clone(), a, profile(B, "NN1", CertVariant::Valid)).await;
+    let (rep, b_server) = (r.initiated.report, r.b_server);
     assert_eq!(
         rep.dialback,
         Some(DialbackOutcome::Error {
@@ -503,35 +488,15 @@ async fn silent_authoritative_server_gives_a_dialback_error() {
 /// of waiting for a verification that never comes.
 #[tokio::test]
 async fn authoritative_server_without_dialback_refuses_db_verify() {
-    let env_a = env();
-    let env_b = env_a.for_another_peer().unwrap();
-    let nowhere = TargetInfo {
-        addr: "127.0.0.1:9".parse().expect("addr"),
-        domain: B.into(),
-    };
     // A's authoritative server has no dialback; A's initiating role uses it.
-    let a_server = PeerServer::start(
-        env_a.clone(),
+    let r = run_with(
+        env(),
         profile(A, "NN0", CertVariant::Valid),
-        any_port(),
-        nowhere,
-    )
-    .await
-    .expect("a");
-    let back = TargetInfo {
-        addr: a_server.addr(),
-        domain: A.into(),
-    };
-    let b_server = PeerServer::start(
-        env_b,
+        profile(A, "NN1", CertVariant::Valid),
         profile(B, "NN1", CertVariant::Valid),
-        any_port(),
-        back,
     )
-    .await
-    .expect("b");
-    let a = profile(A, "NN1", CertVariant::Valid);
-    let rep = initiate(&env_a, &a, b_server.addr(), B).await.report;
+    .await;
+    let (rep, a_server) = (r.initiated.report, r.a_server);
     assert_eq!(
         rep.dialback,
         Some(DialbackOutcome::Error {

@@ -457,14 +457,7 @@ impl Inbound {
             // declared. No XEP-0220 keyword forbids the target's attempt
             // (§2.4.1 only says how support is indicated), so it is no
             // violation, only the end of this verification.
-            self.log(ServerEvent::Verify {
-                stream: self.no,
-                tls: self.stream.is_tls(),
-                from: db.from,
-                to: db.to,
-                id: db.id,
-                answered: None,
-            });
+            self.log_verify(db, None);
             self.refuse("unsupported-stanza-type").await?;
             return Ok(Next::Stop);
         }
@@ -484,14 +477,7 @@ impl Inbound {
             let id = db.id.clone().unwrap_or_default();
             dialback::verify_answer(&db.to, &db.from, &id, valid)
         });
-        self.log(ServerEvent::Verify {
-            stream: self.no,
-            tls: self.stream.is_tls(),
-            from: db.from,
-            to: db.to,
-            id: db.id,
-            answered: valid,
-        });
+        self.log_verify(db, valid);
         if let Some(answer) = answer {
             self.stream
                 .send(&answer)
@@ -499,6 +485,17 @@ impl Inbound {
                 .map_err(wire::send_failure)?;
         }
         Ok(Next::Continue)
+    }
+
+    fn log_verify(&self, db: DbElement, answered: Option<bool>) {
+        self.log(ServerEvent::Verify {
+            stream: self.no,
+            tls: self.stream.is_tls(),
+            from: db.from,
+            to: db.to,
+            id: db.id,
+            answered,
+        });
     }
 
     async fn stanza(&mut self, e: Element) -> Result<Next, StepFailure> {

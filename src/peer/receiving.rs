@@ -157,20 +157,7 @@ impl PeerServer {
         wait: Duration,
         pred: impl Fn(&ServerEvent) -> bool,
     ) -> Option<ServerEvent> {
-        let until = crate::clock::tokio_deadline(wait);
-        // Subscribe before looking, so an event pushed in between still wakes us.
-        let mut changed = self.log.changed.subscribe();
-        loop {
-            if let Some(e) = self.log.find(&pred) {
-                return Some(e);
-            }
-            let left = until.saturating_duration_since(Instant::now());
-            match tokio::time::timeout(left, changed.changed()).await {
-                Ok(Ok(())) => continue,
-                // Timed out, or the log is gone: one last look.
-                _ => return self.log.find(&pred),
-            }
-        }
+        self.wait_until(wait, None, pred).await
     }
 
     /// The first event matching `pred`, waiting as long as this server keeps
@@ -188,20 +175,36 @@ impl PeerServer {
         limit: Duration,
         pred: impl Fn(&ServerEvent) -> bool,
     ) -> Option<ServerEvent> {
+        self.wait_until(limit, Some(idle), pred).await
+    }
+
+    /// Waits for `pred` until `limit`, or (with `idle`) until that long
+    /// passes without a new event.
+    async fn wait_until(
+        &self,
+        limit: Duration,
+        idle: Option<Duration>,
+        pred: impl Fn(&ServerEvent) -> bool,
+    ) -> Option<ServerEvent> {
         let until = crate::clock::tokio_deadline(limit);
+        // Subscribe before looking, so an event pushed in between still wakes us.
         let mut changed = self.log.changed.subscribe();
         loop {
             if let Some(e) = self.log.find(&pred) {
                 return Some(e);
             }
-            let quiet = if self.log.all_given_up() {
-                idle / 3
-            } else {
-                idle
-            };
-            let left = until.saturating_duration_since(Instant::now()).min(quiet);
+            let mut left = until.saturating_duration_since(Instant::now());
+            if let Some(idle) = idle {
+                let quiet = if self.log.all_given_up() {
+                    idle / 3
+                } else {
+                    idle
+                };
+                left = left.min(quiet);
+            }
             match tokio::time::timeout(left, changed.changed()).await {
                 Ok(Ok(())) => continue,
+                // Timed out, or the log is gone: one last look.
                 _ => return self.log.find(&pred),
             }
         }
