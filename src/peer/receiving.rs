@@ -66,6 +66,19 @@ impl EventLog {
         self.lock().iter().find(|e| pred(e)).cloned()
     }
 
+    /// Whether every stream with a `db:verify` on it has ended.
+    fn verify_streams_closed(&self) -> bool {
+        let events = self.lock();
+        events
+            .iter()
+            .filter(|e| matches!(e, ServerEvent::Verify { .. }))
+            .all(|v| {
+                events.iter().any(
+                    |e| matches!(e, ServerEvent::Closed { stream, .. } if *stream == v.stream()),
+                )
+            })
+    }
+
     /// Whether streams were seen, every one has ended, and none got as far
     /// as authentication or a dialback verification: the target gave up.
     fn all_given_up(&self) -> bool {
@@ -149,6 +162,24 @@ impl PeerServer {
     /// authentication or a dialback verification.
     pub fn target_gave_up(&self) -> bool {
         self.log.all_given_up()
+    }
+
+    /// Waits (at most `limit`) until every stream that carried a
+    /// `db:verify` has ended: a verification stream is closed by the target
+    /// right after its answer, and a transcript cut before that close
+    /// depends on timing. Returns whether they all ended.
+    pub async fn verify_streams_closed(&self, limit: Duration) -> bool {
+        let until = crate::clock::tokio_deadline(limit);
+        let mut changed = self.log.changed.subscribe();
+        loop {
+            if self.log.verify_streams_closed() {
+                return true;
+            }
+            let left = until.saturating_duration_since(Instant::now());
+            if tokio::time::timeout(left, changed.changed()).await.is_err() {
+                return self.log.verify_streams_closed();
+            }
+        }
     }
 
     /// The first event (past or future) matching `pred`, waiting at most `wait`.

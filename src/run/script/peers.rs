@@ -13,6 +13,10 @@ use crate::stream::Transcript;
 
 use super::error::{PlayError, StepError};
 
+/// The most the end of a scenario waits for the reference target to close
+/// its verification streams; it does so within milliseconds.
+const VERIFY_CLOSE_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
+
 /// One domain the peer serves.
 pub(super) struct Entry {
     pub env: PeerEnv,
@@ -111,6 +115,18 @@ impl Peers {
 
     /// Stops every server and removes its DNS records.
     pub async fn finish(self, harness: &Harness) {
+        // The reference target closes a verification stream right after its
+        // answer; let that close reach the transcript (its snapshot) before
+        // the servers go. Other targets may keep such streams open.
+        if matches!(harness.target, crate::target::Target::Reference(_)) {
+            for entry in self.entries.values() {
+                entry
+                    .placed
+                    .server
+                    .verify_streams_closed(VERIFY_CLOSE_WAIT)
+                    .await;
+            }
+        }
         for (domain, entry) in self.entries {
             let had_zone = entry.placed.zone.is_some();
             entry.placed.server.shutdown().await;
